@@ -1,0 +1,34 @@
+/*
+ * The cffi boundary of the double-SHA-256 core: a handful of functions taking
+ * bytes and counts. No structs cross it. Every buffer size is stated.
+ */
+#ifndef MINER_CORE_H
+#define MINER_CORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Number of compiled implementations (usable or not on this CPU). */
+int miner_impl_count(void);
+/* Name of implementation i, e.g. "portable", "shani(4-lane)"; NULL if out of range. */
+const char *miner_impl_name(int i);
+/* 1 if implementation i runs on this CPU (CPUID + OS state) and passed its
+ * known-answer self-test, else 0. The self-test runs once, on first ask. */
+int miner_impl_usable(int i);
+
+/* Double SHA-256 of len bytes at data into out (32 bytes). Portable code. */
+void miner_sha256d(const uint8_t *data, size_t len, uint8_t *out);
+
+/*
+ * Scan nonces start .. start+count-1 (start+count <= 2^32) of header (80 bytes,
+ * nonce field ignored) with implementation impl. target is 32 bytes, a
+ * little-endian 256-bit integer. Writes each nonce whose hash, read as a
+ * little-endian integer, is <= target into out, in ascending order, up to cap
+ * entries. Returns how many were written. *next receives the first nonce not
+ * scanned (start+count when the range is done; less when out filled up).
+ * abort may be NULL; when it points to a non-zero int the scan stops early and
+ * *next says where.
+ */
+int miner_scan(int impl, const uint8_t *header, uint32_t start, uint64_t count,
+               const uint8_t *target, uint32_t *out, int cap, uint64_t *next,
+               const volatile int *abort);
+#endif

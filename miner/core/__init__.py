@@ -1,0 +1,188 @@
+"""Python API of the C double-SHA-256 core (stable; documented in the README).
+
+    sha256d(data) -> bytes
+    scan(header, start, count, target) -> list[int]
+    implementations() -> list[str]      usable on this CPU, best first
+    selected() -> str                   the one scan() uses
+    select(name | None)                 force one, or None for automatic choice
+
+MINER_CORE=portable|avx2|shani forces a choice at first use. Names carry a
+lane count, e.g. "shani(4-lane)"; the forcing name matches the part before "(".
+The GIL is released inside the C calls (cffi does this for every call), so
+threads scanning in parallel scale.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from miner.errors import CoreError
+
+__all__ = ["sha256d", "scan", "implementations", "selected", "select", "scan_abortable", "AbortFlag"]
+
+try:
+    from miner.core._sha256d import ffi as _ffi, lib as _lib
+except ImportError as exc:  # pragma: no cover - only when the package was not built
+    _ffi = _lib = None
+    _import_error = exc
+else:
+    _import_error = None
+
+_MAX_NONCE = 1 << 32
+_OUT_CAP = 256
+_lock = threading.Lock()
+_selected: int | None = None
+
+
+def _need_lib():
+    if _lib is None:
+        raise CoreError(
+            f"the C core is not built ({_import_error}); reinstall with 'pip install .' from the source tree"
+        )
+    return _lib
+
+
+def _all_names() -> list[str]:
+    lib = _need_lib()
+    return [_ffi.string(lib.miner_impl_name(i)).decode() for i in range(lib.miner_impl_count())]
+
+
+def _base(name: str) -> str:
+    return name.split("(", 1)[0]
+
+
+def _preference(i: int, names: list[str]) -> int:
+    # Fastest first: SHA extensions, then wide SIMD, then portable.
+    order = {"shani": 0, "armv8": 1, "avx2": 2, "sse4": 3, "portable": 9}
+    return order.get(_base(names[i]), 5)
+
+
+def _usable_indices() -> list[int]:
+    lib = _need_lib()
+    names = _all_names()
+    idx = [i for i in range(len(names)) if lib.miner_impl_usable(i)]
+    return sorted(idx, key=lambda i: _preference(i, names))
+
+
+def implementations() -> list[str]:
+    """Names of the implementations that run on this CPU and passed their self-test, best first."""
+    names = _all_names()
+    return [names[i] for i in _usable_indices()]
+
+
+def _index_of(name: str) -> int:
+    names = _all_names()
+    for i, full in enumerate(names):
+        if name in (full, _base(full)):
+            if not _need_lib().miner_impl_usable(i):
+                raise CoreError(f"core implementation {full!r} is not usable on this CPU (or failed its self-test)")
+            return i
+    raise CoreError(f"unknown core implementation {name!r}; choose one of: {', '.join(_base(n) for n in names)}")
+
+
+def select(name: str | None = None) -> str:
+    """Force implementation ``name`` (e.g. "avx2"); None returns to the automatic choice. Returns the full name."""
+    global _selected
+    with _lock:
+        if name is None:
+            forced = os.environ.get("MINER_CORE", "").strip()
+            _selected = _index_of(forced) if forced else _usable_indices()[0]
+        else:
+            _selected = _index_of(name)
+        return _all_names()[_selected]
+
+
+def selected() -> str:
+    """Full name of the implementation scan() uses."""
+    if _selected is None:
+        select(None)
+    return _all_names()[_selected]
+
+
+def _impl_index(impl: str | None) -> int:
+    if impl is not None:
+        return _index_of(impl)
+    if _selected is None:
+        select(None)
+    return _selected
+
+
+def sha256d(data: bytes) -> bytes:
+    """Double SHA-256 of ``data``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"sha256d() needs bytes, not {type(data).__name__}")
+    data = bytes(data)
+    out = _ffi.new("uint8_t[32]")
+    _need_lib().miner_sha256d(data, len(data), out)
+    return bytes(out)
+
+
+def _check_scan_args(header, start, count, target) -> tuple[bytes, bytes]:
+    if not isinstance(header, (bytes, bytearray, memoryview)):
+        raise TypeError(f"header must be bytes, not {type(header).__name__}")
+    header = bytes(header)
+    if len(header) != 80:
+        raise ValueError(f"header must be 80 bytes, got {len(header)}")
+    for label, v in (("start", start), ("count", count), ("target", target)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{label} must be an int, not {type(v).__name__}")
+    if not 0 <= start < _MAX_NONCE:
+        raise ValueError(f"start must be in 0..2^32-1, got {start}")
+    if count < 0 or start + count > _MAX_NONCE:
+        raise ValueError(f"start+count must not exceed 2^32 (start={start}, count={count})")
+    if target < 0:
+        raise ValueError("target must not be negative")
+    target = min(target, (1 << 256) - 1)  # every hash meets a target at or above 2^256-1
+    return header, target.to_bytes(32, "little")
+
+
+class AbortFlag:
+    """A flag another thread sets to stop a scan_abortable() call early (checked every 64 Ki nonces)."""
+
+    __slots__ = ("_cell",)
+
+    def __init__(self) -> None:
+        self._cell = _ffi.new("int *")
+
+    def set(self) -> None:
+        self._cell[0] = 1
+
+    def clear(self) -> None:
+        self._cell[0] = 0
+
+    def is_set(self) -> bool:
+        return bool(self._cell[0])
+
+
+def scan_abortable(header: bytes, start: int, count: int, target: int, *,
+                   abort: AbortFlag | None = None, impl: str | None = None) -> tuple[list[int], int]:
+    """Like scan(), but stoppable: returns (hits, next_nonce); next_nonce < start+count means aborted."""
+    header, target_le = _check_scan_args(header, start, count, target)
+    lib = _need_lib()
+    i = _impl_index(impl)
+    out = _ffi.new(f"uint32_t[{_OUT_CAP}]")
+    nxt = _ffi.new("uint64_t *")
+    abort_ptr = abort._cell if abort is not None else _ffi.NULL
+    hits: list[int] = []
+    end = start + count
+    pos = start
+    while pos < end:
+        n = lib.miner_scan(i, header, pos, end - pos, target_le, out, _OUT_CAP, nxt, abort_ptr)
+        if n < 0:
+            raise CoreError("core rejected the scan range")
+        hits.extend(out[0:n])
+        if nxt[0] == pos and n == 0:
+            break  # aborted before any work
+        pos = nxt[0]
+        if abort is not None and abort.is_set():
+            break
+    return hits, pos
+
+
+def scan(header: bytes, start: int, count: int, target: int, *, impl: str | None = None) -> list[int]:
+    """Every nonce n in [start, start+count) whose header hash (little-endian int) is <= target, ascending.
+
+    ``header`` is 80 bytes; its nonce field is ignored. ``impl`` forces one implementation for this call.
+    """
+    hits, _ = scan_abortable(header, start, count, target, impl=impl)
+    return hits

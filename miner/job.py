@@ -1,0 +1,120 @@
+"""Immutable mining jobs and shares.
+
+A Job is built once per mining.notify (plus the session's extranonce1, sizes,
+difficulty and version mask) and derives everything up front: coinbase parts,
+merkle branch, header template, share target and network target. Devices get
+headers from it; nothing mutates it, so it crosses threads freely.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from miner.difficulty import difficulty_from_hash, hash_value, target_from_difficulty, target_from_nbits
+
+
+def dsha256(data: bytes) -> bytes:
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
+def swap_words(b: bytes) -> bytes:
+    """Reverse the bytes of every 4-byte word (Stratum's prevhash order <-> header order)."""
+    return b"".join(b[i:i + 4][::-1] for i in range(0, len(b), 4))
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    job_id: str
+    prevhash: bytes          # 32 bytes, header (internal) order
+    coinb1: bytes
+    coinb2: bytes
+    merkle_branch: tuple[bytes, ...]
+    version: int
+    nbits: int
+    ntime: int
+    clean: bool
+    extranonce1: bytes
+    extranonce2_size: int
+    difficulty: float
+    version_mask: int = 0    # negotiated BIP 310 mask; 0 = no rolling
+    pool_id: int = 0
+    received_at: float = 0.0
+    share_target: int = field(init=False)
+    network_target: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "share_target", target_from_difficulty(self.difficulty))
+        object.__setattr__(self, "network_target", target_from_nbits(self.nbits))
+
+    # -- derived values -------------------------------------------------
+    def coinbase(self, extranonce2: bytes) -> bytes:
+        if len(extranonce2) != self.extranonce2_size:
+            raise ValueError(f"extranonce2 must be {self.extranonce2_size} bytes, got {len(extranonce2)}")
+        return self.coinb1 + self.extranonce1 + extranonce2 + self.coinb2
+
+    def merkle_root(self, extranonce2: bytes) -> bytes:
+        root = dsha256(self.coinbase(extranonce2))
+        for branch in self.merkle_branch:
+            root = dsha256(root + branch)
+        return root
+
+    def header(self, extranonce2: bytes, ntime: int | None = None, nonce: int = 0,
+               version: int | None = None, merkle_root: bytes | None = None) -> bytes:
+        """The 80-byte header. version defaults to the job's; ntime to the job's."""
+        root = merkle_root if merkle_root is not None else self.merkle_root(extranonce2)
+        return b"".join((
+            (self.version if version is None else version).to_bytes(4, "little"),
+            self.prevhash,
+            root,
+            (self.ntime if ntime is None else ntime).to_bytes(4, "little"),
+            self.nbits.to_bytes(4, "little"),
+            (nonce & 0xFFFFFFFF).to_bytes(4, "little"),
+        ))
+
+    def rolled_version(self, bits: int) -> int:
+        """Job version with the mask's bits replaced by ``bits`` (BIP 310)."""
+        return (self.version & ~self.version_mask) | (bits & self.version_mask)
+
+    def extranonce2_bytes(self, counter: int) -> bytes:
+        """The counter-th extranonce2 of this job (big-endian, wraps at its size)."""
+        return (counter % (1 << (8 * self.extranonce2_size))).to_bytes(self.extranonce2_size, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """A nonce the host has re-hashed and found to meet the job's share target."""
+    job: Job
+    extranonce2: bytes
+    ntime: int
+    nonce: int
+    version: int            # full header version used
+    hash: bytes             # sha256d of the header
+    device: str = ""
+
+    @property
+    def difficulty(self) -> float:
+        return difficulty_from_hash(self.hash)
+
+    @property
+    def is_block(self) -> bool:
+        return hash_value(self.hash) <= self.job.network_target
+
+    @property
+    def key(self) -> tuple:
+        """Identity for duplicate detection."""
+        return (self.job.pool_id, self.job.job_id, self.extranonce2, self.ntime, self.nonce, self.version)
+
+    def submit_params(self, worker: str) -> list[str]:
+        params = [worker, self.job.job_id, self.extranonce2.hex(), f"{self.ntime:08x}", f"{self.nonce:08x}"]
+        if self.job.version_mask:  # BIP 310: always sent once rolling is negotiated
+            params.append(f"{self.version & self.job.version_mask:08x}")
+        return params
+
+
+def check_nonce(job: Job, extranonce2: bytes, ntime: int, nonce: int, version: int,
+                merkle_root: bytes | None = None) -> tuple[bytes, Share | None]:
+    """Re-hash a device's nonce on the host. Returns (hash, share or None if below the share target)."""
+    h = dsha256(job.header(extranonce2, ntime, nonce, version, merkle_root))
+    if hash_value(h) <= job.share_target:
+        return h, Share(job, extranonce2, ntime, nonce, version, h)
+    return h, None

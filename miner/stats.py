@@ -1,0 +1,149 @@
+"""Counters and read-only snapshots of the running miner.
+
+The engine owns the live counters; everything that reports (status display,
+cgminer API, Prometheus, --json events, the exit summary) reads immutable
+snapshots taken from them, so no reporter ever holds an engine lock.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# cgminer's windows: 5 s, 1 min, 5 min, 15 min, plus the average since start.
+WINDOWS = {"5s": 5.0, "1m": 60.0, "5m": 300.0, "15m": 900.0}
+
+
+class RateMeter:
+    """Exponentially decayed rate over several windows, plus the average since start.
+
+    add(n) may be called from any thread. Each window w keeps a rate r_w that
+    decays as r_w += (x - r_w) * (1 - exp(-dt / w)) where x is the rate seen
+    over dt; this is the usual load-average form and what cgminer's decay_time
+    approximates.
+    """
+
+    def __init__(self, now: float | None = None) -> None:
+        self._lock = threading.Lock()
+        t = time.monotonic() if now is None else now
+        self.started = t
+        self._last = t
+        self._pending = 0.0
+        self.total = 0.0
+        self._rates = {k: 0.0 for k in WINDOWS}
+
+    def add(self, n: float) -> None:
+        with self._lock:
+            self._pending += n
+            self.total += n
+
+    def _fold(self, now: float) -> None:
+        dt = now - self._last
+        if dt <= 0:
+            return
+        x = self._pending / dt
+        for k, w in WINDOWS.items():
+            a = 1.0 - math.exp(-dt / w)
+            self._rates[k] += (x - self._rates[k]) * a
+        self._pending = 0.0
+        self._last = now
+
+    def rates(self, now: float | None = None) -> dict[str, float]:
+        """{"5s", "1m", "5m", "15m", "av"} in units per second."""
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            if t - self._last >= 0.5:
+                self._fold(t)
+            out = dict(self._rates)
+            elapsed = t - self.started
+            out["av"] = self.total / elapsed if elapsed > 0 else 0.0
+        return out
+
+
+@dataclass(frozen=True)
+class DeviceSnapshot:
+    id: int
+    name: str                 # e.g. "cpu0", "opencl:0:0", "bm1370:/dev/ttyUSB0"
+    kind: str                 # cpu | opencl | cuda | asic
+    model: str
+    status: str               # alive | sick | dead | disabled | paused
+    enabled: bool
+    hashrate: dict[str, float]  # H/s by window: 5s 1m 5m 15m av
+    accepted: int
+    rejected: int
+    stale: int
+    hw_errors: int
+    difficulty_accepted: float
+    best_share: float
+    last_share_time: float | None  # unix time
+    temperature_c: float | None = None
+    watts: float | None = None
+    frequency_mhz: float | None = None
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    id: int
+    url: str                  # never contains the password
+    user: str
+    status: str               # alive | dead | disabled | connecting
+    priority: int
+    active: bool
+    accepted: int
+    rejected: int
+    stale: int
+    difficulty: float         # current
+    difficulty_accepted: float
+    difficulty_rejected: float
+    difficulty_stale: float
+    best_share: float
+    blocks: int
+    jobs: int                 # notifies received ("Getworks")
+    last_share_time: float | None
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    version_mask: int = 0
+    connected_since: float | None = None
+
+
+@dataclass(frozen=True)
+class MinerSnapshot:
+    version: str
+    started_at: float         # unix time
+    elapsed: float            # seconds
+    paused: bool
+    pause_reason: str
+    hashrate: dict[str, float]          # total H/s by window
+    effective_hashrate: float           # H/s from accepted difficulty-weighted shares
+    accepted: int
+    rejected: int
+    stale: int
+    hw_errors: int
+    difficulty_accepted: float
+    difficulty_rejected: float
+    difficulty_stale: float
+    best_share: float
+    blocks: int
+    network_difficulty: float | None
+    watts: float | None                 # total where known
+    devices: tuple[DeviceSnapshot, ...]
+    pools: tuple[PoolSnapshot, ...]
+    current_pool: int | None = None
+    utility: float = 0.0                # accepted shares per minute (cgminer "Utility")
+
+
+class MinerControl(Protocol):
+    """What the engine exposes to the API, curtailment and the CLI. Thread-safe."""
+
+    def snapshot(self) -> MinerSnapshot: ...
+    def pause(self, reason: str) -> None: ...
+    def resume(self, reason: str) -> None: ...
+    def switch_pool(self, pool_id: int) -> None: ...
+    def add_pool(self, url: str, user: str, password: str) -> int: ...
+    def enable_pool(self, pool_id: int) -> None: ...
+    def disable_pool(self, pool_id: int) -> None: ...
+    def remove_pool(self, pool_id: int) -> None: ...
+    def quit(self) -> None: ...
+    def restart(self) -> None: ...
