@@ -17,7 +17,7 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 from miner.errors import BackendUnavailable, ConfigError
 from miner.job import Job
@@ -83,6 +83,10 @@ class DeviceContext(Protocol):
 
     def hashes(self, n: int) -> None:
         """Add n hashes done to the device's hashrate counters."""
+
+    def add_generation_listener(self, fn: "Callable[[], None]") -> None:
+        """Call fn() (on the engine's thread, so it must only set a flag) whenever the job
+        generation changes or mining pauses, so a device can abort a long scan at once."""
 
 
 class Device(ABC):
