@@ -1,0 +1,119 @@
+"""Wiring for fleet monitoring and control: flags, and start()/close() of the API,
+/metrics and curtailment around a running MinerControl.
+
+    handle = fleet.start(control, args)   # starts only what the flags ask for
+    ...
+    handle.close()                        # idempotent
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+
+from miner import curtail, power
+from miner.errors import ConfigError, MinerError
+from miner.stats import MinerControl
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_PORT = 4028
+
+
+def _port(s: str) -> int:
+    try:
+        p = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a port number") from None
+    if not 0 <= p <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {p}")
+    return p
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every fleet flag on the main `miner` command (API, metrics, power, curtailment)."""
+    g = parser.add_argument_group("monitoring API (cgminer-compatible)")
+    g.add_argument("--api-listen", dest="api_listen", action="store_true",
+                   help=f"serve the cgminer-compatible API (default 127.0.0.1:{DEFAULT_API_PORT})")
+    g.add_argument("--api-port", dest="api_port", type=_port, default=None, metavar="PORT",
+                   help=f"API port (default {DEFAULT_API_PORT}; implies --api-listen)")
+    g.add_argument("--api-bind", dest="api_bind", default=None, metavar="ADDR",
+                   help="API address (default 127.0.0.1; implies --api-listen)")
+    g.add_argument("--api-allow", dest="api_allow", action="append", metavar="[W:]CIDR[,...]",
+                   help="clients allowed: W:CIDR may run privileged commands, CIDR may read; repeatable")
+    m = parser.add_argument_group("Prometheus")
+    m.add_argument("--metrics-port", dest="metrics_port", type=_port, default=None, metavar="PORT",
+                   help="serve Prometheus /metrics on this port")
+    m.add_argument("--metrics-bind", dest="metrics_bind", default="127.0.0.1", metavar="ADDR",
+                   help="metrics address (default 127.0.0.1)")
+    power.add_arguments(parser)
+    curtail.add_arguments(parser)
+
+
+class FleetHandle:
+    """What fleet.start() started; close() stops it all, once."""
+
+    def __init__(self) -> None:
+        self.api = None
+        self.metrics = None
+        self.curtailer: curtail.Curtailer | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def api_port(self) -> int | None:
+        return self.api.port if self.api else None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics.port if self.metrics else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for part in (self.api, self.metrics, self.curtailer):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:  # closing one part must not leave the others running
+                    log.exception("fleet: closing %s failed", type(part).__name__)
+
+    def __enter__(self) -> "FleetHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
+    """Start the API, metrics and curtailment that args ask for. Raises ConfigError on bad settings."""
+    g = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    handle = FleetHandle()
+    try:
+        curtailer = curtail.build(control, args)
+        want_api = bool(g("api_listen") or g("api_port") is not None or g("api_bind"))
+        if curtailer.sources or want_api:
+            handle.curtailer = curtailer
+            curtailer.start()
+            if curtailer.sources:
+                log.info("curtailment sources: %s", ", ".join(s.key for s in curtailer.sources))
+        if want_api:
+            from miner.api import ApiServer  # lazy: nothing to import when the API is off
+            port = g("api_port")
+            handle.api = ApiServer(control, bind=g("api_bind") or "127.0.0.1",
+                                   port=DEFAULT_API_PORT if port is None else port,
+                                   allow=g("api_allow"), curtailer=curtailer).start()
+        if g("metrics_port") is not None:
+            from miner.metrics import MetricsServer
+            facts = handle.curtailer.status if handle.curtailer else None
+            handle.metrics = MetricsServer(control, bind=g("metrics_bind") or "127.0.0.1",
+                                           port=g("metrics_port"), facts=facts).start()
+    except MinerError:
+        handle.close()
+        raise
+    except (OSError, ValueError) as e:
+        handle.close()
+        raise ConfigError(f"fleet monitoring: {e}") from e
+    return handle

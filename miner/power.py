@@ -1,0 +1,218 @@
+"""Watts per device and efficiency (J/TH).
+
+Where a number comes from, in order:
+  1. a per-device value the user configured (--device-watts SPEC=W, SPEC being
+     the device name, its spec or its kind);
+  2. ASIC: the driver's own estimate (info["watts"], chip model x frequency);
+     GPU: NVML's power reading when nvidia-ml-py and an NVIDIA driver are present;
+     CPU: the Linux powercap/RAPL package energy counter (energy_uj), as a delta;
+  3. the per-kind value the user configured (--asic-watts, --gpu-watts, --cpu-watts).
+Unknown stays None: an unknown power is never shown as zero.
+
+RAPL measures the whole CPU package, so on a machine doing other work it is an
+upper bound on what the miner draws. Since Linux 5.10 energy_uj is readable by
+root only; an unreadable counter is simply skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from miner.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+POWERCAP_ROOT = "/sys/class/powercap"
+GPU_KINDS = ("opencl", "cuda", "gpu")
+
+
+def joules_per_terahash(watts: float | None, hashrate_hs: float | None) -> float | None:
+    """J/TH = W / (TH/s). None when either is unknown or the hashrate is zero."""
+    if watts is None or not hashrate_hs or hashrate_hs <= 0:
+        return None
+    return watts / (hashrate_hs / 1e12)
+
+
+def parse_device_watts(items: list[str] | None) -> dict[str, float]:
+    """["cpu=65", "bm1370:/dev/ttyUSB0=18.5"] -> {spec: watts}. Splits on the LAST '='."""
+    out: dict[str, float] = {}
+    for item in items or ():
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            spec, sep, value = part.rpartition("=")
+            if not sep or not spec:
+                raise ConfigError(f"--device-watts expects SPEC=WATTS, got {part!r}")
+            out[spec] = _watts(value, f"--device-watts {part}")
+    return out
+
+
+def _watts(value: Any, what: str) -> float:
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: {value!r} is not a number of watts") from None
+    if not (w >= 0 and w < 1e7):
+        raise ConfigError(f"{what}: watts must be between 0 and 10 MW, got {value!r}")
+    return w
+
+
+class RaplMeter:
+    """Average package power from the powercap energy counters between two reads.
+
+    The counter wraps at max_energy_range_uj; one wrap between two reads is
+    handled, which holds as long as reads come at least every few minutes.
+    """
+
+    def __init__(self, root: str = POWERCAP_ROOT) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self._zones = self._find_zones()
+        self._last: tuple[float, list[int]] | None = None
+
+    def _find_zones(self) -> list[str]:
+        # Top-level package zones only (intel-rapl:0, intel-rapl:1, amd's too):
+        # sub-zones (intel-rapl:0:0 = core) are already counted in the package.
+        zones = []
+        for path in sorted(glob.glob(os.path.join(self.root, "*-rapl:*"))):
+            name = os.path.basename(path)
+            if name.count(":") == 1 and os.path.exists(os.path.join(path, "energy_uj")):
+                zones.append(path)
+        return zones
+
+    @property
+    def available(self) -> bool:
+        return bool(self._zones) and self._read() is not None
+
+    def _read(self) -> list[int] | None:
+        try:
+            vals = []
+            for z in self._zones:
+                with open(os.path.join(z, "energy_uj")) as f:
+                    vals.append(int(f.read().strip()))
+            return vals
+        except (OSError, ValueError):
+            return None
+
+    def _range(self, zone: str) -> int:
+        try:
+            with open(os.path.join(zone, "max_energy_range_uj")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def watts(self, now: float | None = None, prime_s: float = 0.2) -> float | None:
+        """Watts since the previous call; the first call reads twice prime_s apart."""
+        if not self._zones:
+            return None
+        with self._lock:
+            if self._last is None:
+                first = self._read()
+                if first is None:
+                    return None
+                self._last = (time.monotonic() if now is None else now, first)
+                if prime_s > 0:
+                    time.sleep(prime_s)
+            vals = self._read()
+            if vals is None:
+                return None
+            t = time.monotonic() if now is None else now
+            t0, prev = self._last
+            dt = t - t0
+            if dt <= 0:
+                return None
+            total = 0
+            for z, a, b in zip(self._zones, prev, vals):
+                d = b - a
+                if d < 0:  # wrapped
+                    d += self._range(z)
+                total += max(d, 0)
+            self._last = (t, vals)
+            return total / 1e6 / dt
+
+
+_rapl: RaplMeter | None = None
+_rapl_lock = threading.Lock()
+
+
+def _cpu_rapl_watts(root: str) -> float | None:
+    global _rapl
+    with _rapl_lock:
+        if _rapl is None or _rapl.root != root:
+            _rapl = RaplMeter(root)
+        meter = _rapl
+    return meter.watts()
+
+
+def nvml_watts(info: dict[str, Any]) -> float | None:
+    """Board power from NVML (milliwatts) for the GPU named by pci_bus_id or index; None if unavailable."""
+    try:
+        import pynvml  # nvidia-ml-py; optional
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            bus = info.get("pci_bus_id")
+            if bus:
+                handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus.encode() if isinstance(bus, str) else bus)
+            else:
+                handle = pynvml.nvmlDeviceGetHandleByIndex(int(info.get("index", 0)))
+            return pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception as e:  # NVMLError has many subclasses; all mean "no reading"
+        log.debug("NVML power reading unavailable: %s", e)
+        return None
+
+
+def device_watts(kind: str, info: dict[str, Any], args: argparse.Namespace | None) -> float | None:
+    """Watts one device draws, or None when unknown. See the module docstring for the order."""
+    kind = (kind or "").lower()
+    per_device = parse_device_watts(getattr(args, "device_watts", None))
+    for key in (info.get("name"), info.get("spec"), kind):
+        if key and key in per_device:
+            return per_device[key]
+    if kind == "asic":
+        w = info.get("watts")
+        if isinstance(w, (int, float)) and w >= 0:
+            return float(w)
+        return _configured(args, "asic_watts")
+    if kind in GPU_KINDS:
+        w = nvml_watts(info)
+        return w if w is not None else _configured(args, "gpu_watts")
+    if kind == "cpu":
+        w = _cpu_rapl_watts(getattr(args, "powercap_root", None) or POWERCAP_ROOT)
+        return w if w is not None else _configured(args, "cpu_watts")
+    w = info.get("watts")
+    return float(w) if isinstance(w, (int, float)) else None
+
+
+def _configured(args: argparse.Namespace | None, name: str) -> float | None:
+    v = getattr(args, name, None)
+    return None if v is None else _watts(v, "--" + name.replace("_", "-"))
+
+
+def _nonneg_float(s: str) -> float:
+    try:
+        return _watts(s, "watts")
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("power")
+    g.add_argument("--cpu-watts", dest="cpu_watts", type=_nonneg_float, metavar="W",
+                   help="watts the CPU miner draws when RAPL is not readable")
+    g.add_argument("--gpu-watts", dest="gpu_watts", type=_nonneg_float, metavar="W",
+                   help="watts per GPU when NVML gives no reading")
+    g.add_argument("--asic-watts", dest="asic_watts", type=_nonneg_float, metavar="W",
+                   help="watts per ASIC device when its driver gives no estimate")
+    g.add_argument("--device-watts", dest="device_watts", action="append", metavar="SPEC=W",
+                   help="watts for one device (name, spec or kind); repeatable, overrides everything else")

@@ -1,0 +1,158 @@
+"""Mining economics: expected BTC per day, revenue, energy cost, margin; the `miner profit` command.
+
+    btc/day     = hashrate * 86400 / (difficulty * 2^32) * (subsidy + fees per block)
+    revenue/day = btc/day * BTC price
+    cost/day    = watts * 24 / 1000 * energy price per kWh
+    margin/day  = revenue/day - cost/day
+
+difficulty * 2^32 is the expected number of hashes per block at that network
+difficulty (a difficulty-1 target is met once per ~2^32 hashes). The result is
+an expectation: actual solo earnings are a lottery, pool earnings follow it
+minus the pool's fee.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import re
+import sys
+from dataclasses import dataclass
+
+from miner.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SUBSIDY_BTC = 3.125             # block subsidy since the April 2024 halving (height 840,000)
+HASHES_PER_DIFF1 = 2 ** 32
+# Used only when neither --difficulty nor a live job gives one; the output says so.
+DEFAULT_DIFFICULTY = 1.5e14     # network difficulty order of magnitude in late 2025 (~150 T)
+
+_SI = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_RATE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMGTPE]?)\s*(?:H(?:/s)?)?\s*$")
+
+
+def parse_hashrate(text: str) -> float:
+    """'1.2T', '500G', '480 MH/s', '1e12' -> hashes per second."""
+    m = _RATE_RE.match(str(text))
+    if not m:
+        raise ConfigError(f"hashrate {text!r} is not a number with an optional SI suffix (k M G T P E), e.g. 1.2T")
+    value = float(m.group(1)) * _SI[m.group(2)]
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"hashrate must be positive, got {text!r}")
+    return value
+
+
+def format_hashrate(hs: float) -> str:
+    for suffix, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if hs >= scale:
+            return f"{hs / scale:.3g} {suffix}H/s"
+    return f"{hs:.3g} H/s"
+
+
+def btc_per_day(hashrate_hs: float, difficulty: float, fee_btc: float = 0.0, subsidy_btc: float = SUBSIDY_BTC) -> float:
+    if difficulty <= 0 or not math.isfinite(difficulty):
+        raise ConfigError(f"network difficulty must be a positive number, got {difficulty!r}")
+    return hashrate_hs * 86400.0 / (difficulty * HASHES_PER_DIFF1) * (subsidy_btc + fee_btc)
+
+
+def energy_cost_per_day(watts: float, price_per_kwh: float) -> float:
+    return watts * 24.0 / 1000.0 * price_per_kwh
+
+
+@dataclass(frozen=True)
+class Economics:
+    hashrate: float          # H/s
+    watts: float
+    difficulty: float
+    btc_price: float
+    energy_price: float      # per kWh, same currency as btc_price
+    fee_btc: float = 0.0
+    subsidy_btc: float = SUBSIDY_BTC
+
+    @property
+    def btc_per_day(self) -> float:
+        return btc_per_day(self.hashrate, self.difficulty, self.fee_btc, self.subsidy_btc)
+
+    @property
+    def revenue_per_day(self) -> float:
+        return self.btc_per_day * self.btc_price
+
+    @property
+    def cost_per_day(self) -> float:
+        return energy_cost_per_day(self.watts, self.energy_price)
+
+    @property
+    def margin_per_day(self) -> float:
+        return self.revenue_per_day - self.cost_per_day
+
+    @property
+    def breakeven_energy_price(self) -> float | None:
+        """Energy price per kWh at which revenue equals cost."""
+        kwh = self.watts * 24.0 / 1000.0
+        return self.revenue_per_day / kwh if kwh > 0 else None
+
+
+def _positive(name: str):
+    def conv(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: {s!r} is not a number") from None
+        if not math.isfinite(v) or v < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {s!r}")
+        return v
+    return conv
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `miner profit`."""
+    parser.add_argument("--hashrate", required=True, help="hashrate with SI suffix, e.g. 1.2T or 480M")
+    parser.add_argument("--watts", required=True, type=_positive("--watts"), help="power draw in watts")
+    parser.add_argument("--price", required=True, type=_positive("--price"), help="BTC price in your currency")
+    parser.add_argument("--energy-cost", dest="energy_cost", required=True, type=_positive("--energy-cost"),
+                        help="energy price per kWh, same currency as --price")
+    parser.add_argument("--difficulty", type=_positive("--difficulty"), default=None,
+                        help=f"network difficulty (default {DEFAULT_DIFFICULTY:.3g})")
+    parser.add_argument("--fee", type=_positive("--fee"), default=0.0,
+                        help="expected transaction fees per block in BTC (default 0)")
+    parser.add_argument("--subsidy", type=_positive("--subsidy"), default=SUBSIDY_BTC,
+                        help=f"block subsidy in BTC (default {SUBSIDY_BTC})")
+
+
+def report(e: Economics, difficulty_is_default: bool) -> str:
+    lines = []
+    if difficulty_is_default:
+        lines.append(f"note: no --difficulty given; using the built-in default {e.difficulty:.4g} "
+                     "(network difficulty in late 2025). Pass --difficulty for a current figure.")
+    jth = e.watts / (e.hashrate / 1e12)
+    be = e.breakeven_energy_price
+    lines += [
+        f"hashrate        {format_hashrate(e.hashrate)}  at {e.watts:g} W  ({jth:.2f} J/TH)",
+        f"difficulty      {e.difficulty:.6g}",
+        f"reward/block    {e.subsidy_btc:g} BTC subsidy + {e.fee_btc:g} BTC fees",
+        f"BTC per day     {e.btc_per_day:.10f}",
+        f"revenue/day     {e.revenue_per_day:.6f}  (BTC price {e.btc_price:g})",
+        f"cost/day        {e.cost_per_day:.6f}  ({e.watts * 24 / 1000:.4g} kWh at {e.energy_price:g}/kWh)",
+        f"margin/day      {e.margin_per_day:+.6f}  ({'profitable' if e.margin_per_day >= 0 else 'UNPROFITABLE'})",
+    ]
+    if be is not None:
+        lines.append(f"break-even      energy at {be:.6g}/kWh")
+    lines.append("formula: BTC/day = hashrate * 86400 / (difficulty * 2^32) * (subsidy + fees)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        hashrate = parse_hashrate(args.hashrate)
+        difficulty = args.difficulty if args.difficulty is not None else DEFAULT_DIFFICULTY
+        if difficulty <= 0:
+            raise ConfigError("--difficulty must be positive")
+        e = Economics(hashrate=hashrate, watts=args.watts, difficulty=difficulty, btc_price=args.price,
+                      energy_price=args.energy_cost, fee_btc=args.fee, subsidy_btc=args.subsidy)
+        text = report(e, args.difficulty is None)
+    except ConfigError as err:
+        print(f"miner profit: {err}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
