@@ -1,0 +1,452 @@
+"""One Stratum v1 connection: connect (TCP or TLS), handshake, read loop, ids and timeouts.
+
+The session owns its socket and its protocol state (extranonce, difficulty for the next job,
+version mask, the jobs the pool still honours). It builds a Job for every mining.notify and hands it
+up through on_job; everything else it reports through on_event. It never decides failover: when the
+connection ends, serve() returns the reason and the PoolManager chooses what comes next.
+
+Validity of a share's job is identity: a share may be sent only while ``self.jobs[job_id] is
+share.job``. clean_jobs, a new prevhash, set_extranonce and set_version_mask replace or clear that
+map, so a share for dropped work can never reach the pool.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from miner.errors import PoolError, ProtocolError
+from miner.job import Job, Share
+from miner.stratum import codec
+
+log = logging.getLogger(__name__)
+
+MAX_JOBS = 64                  # jobs kept per session; pools rarely honour more than a few
+MAX_BAD_LINES = 50             # malformed lines in a row before the session is reset
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    tls: bool
+
+
+@dataclass
+class ResumeState:
+    """What a reconnect to the same pool may reuse."""
+    session_id: str | None
+    extranonce1: bytes
+    extranonce2_size: int
+    jobs: "OrderedDict[str, Job]"
+    difficulty: float | None
+    prevhash_wire: str | None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    handshake: float = 15.0     # each handshake reply
+    reply: float = 30.0         # submit replies
+    silence: float = 150.0      # no line from the pool for this long: reconnect
+
+
+class StratumSession:
+    def __init__(self, pool_id: int, endpoint: Endpoint, user: str, password: str, *,
+                 on_job: Callable[[Job], None], on_event: Callable[[str, dict], None],
+                 agent: str, version_rolling: bool, version_mask: int,
+                 suggest_difficulty: float | None, extranonce_subscribe: bool,
+                 ssl_context: ssl.SSLContext | None, timeouts: Timeouts = Timeouts(),
+                 resume: ResumeState | None = None, label: str = "") -> None:
+        self.pool_id = pool_id
+        self.endpoint = endpoint
+        self.user = user
+        self._password = password
+        self._on_job = on_job
+        self._on_event = on_event
+        self.agent = agent
+        self.want_rolling = version_rolling
+        self.requested_mask = version_mask & 0xFFFFFFFF
+        self.suggest = suggest_difficulty
+        self.extranonce_subscribe = extranonce_subscribe
+        self._ssl = ssl_context
+        self.timeouts = timeouts
+        self._resume = resume
+        self.label = label or f"pool {pool_id}"
+
+        self.extranonce1 = b""
+        self.extranonce2_size = 0
+        self.session_id: str | None = None
+        self.resumed = False
+        self.difficulty: float | None = resume.difficulty if resume else None
+        self.version_mask = 0
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.prevhash_wire: str | None = None
+        self.last_job: Job | None = None
+        self.authorized = False
+        self.reconnect_to: codec.Reconnect | None = None
+        self.end_reason = ""
+
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._next_id = 1
+        self._pending: dict[int, asyncio.Future] = {}
+        self._reply_hooks: dict[int, Callable[[codec.Response], None]] = {}
+        self._read_task: asyncio.Task | None = None
+        self._closed = asyncio.Event()
+        self._last_rx = time.monotonic()
+        self._force_clean = True
+        self._bad_lines = 0
+
+    # -- connection --------------------------------------------------------
+    async def start(self) -> None:
+        """Connect and handshake. Raises PoolError (the connection is closed again) on any failure."""
+        ep = self.endpoint
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(ep.host, ep.port, ssl=self._ssl,
+                                        server_hostname=ep.host if self._ssl else None,
+                                        limit=codec.MAX_LINE * 2),
+                self.timeouts.connect)
+        except ssl.SSLError as e:
+            raise PoolError(f"{self.label}: TLS failed: {e.reason or e}") from e
+        except (OSError, asyncio.TimeoutError) as e:
+            raise PoolError(f"{self.label}: cannot connect to {ep.host}:{ep.port}: "
+                            f"{e or 'timed out'}") from e
+        sock = self._writer.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            except OSError:
+                pass
+        self._last_rx = time.monotonic()
+        self._read_task = asyncio.create_task(self._read_loop(), name=f"stratum-read-{self.pool_id}")
+        try:
+            await self._handshake()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _handshake(self) -> None:
+        if self.want_rolling and self.requested_mask:
+            try:
+                res = await self._call("mining.configure", codec.configure_params(self.requested_mask),
+                                       self.timeouts.handshake)
+                self.version_mask = codec.parse_configure_result(res.result if res.error is None else None,
+                                                                 self.requested_mask)
+            except (ProtocolError, asyncio.TimeoutError) as e:
+                # A pool that ignores or mangles configure is a pool without version rolling.
+                log.info("%s: mining.configure not usable (%s); no version rolling", self.label, e or "timeout")
+                self.version_mask = 0
+            log.info("%s: version rolling %s", self.label,
+                     f"mask {self.version_mask:08x}" if self.version_mask else "off")
+
+        resume_id = self._resume.session_id if self._resume else None
+        ok = await self._subscribe(resume_id)
+        if not ok and resume_id is not None:
+            ok = await self._subscribe(None)
+        if not ok:
+            raise PoolError(f"{self.label}: mining.subscribe refused")
+        log.info("%s: subscribed, extranonce1 %s, extranonce2_size %d%s", self.label, self.extranonce1.hex(),
+                 self.extranonce2_size, " (session resumed)" if self.resumed else "")
+
+        res = await self._call("mining.authorize", [self.user, self._password], self.timeouts.handshake)
+        if res.result is not True:
+            raise PoolError(f"{self.label}: worker {self.user!r} not authorized: "
+                            f"{codec.error_reason(res.error) if res.error is not None else 'refused'}")
+        self.authorized = True
+        log.info("%s: authorized as %s", self.label, self.user)
+
+        if self.extranonce_subscribe:
+            self._fire_and_log("mining.extranonce.subscribe", [])
+        if self.suggest is not None:
+            self._fire_and_log("mining.suggest_difficulty", [self.suggest])
+
+    async def _subscribe(self, session_id: str | None) -> bool:
+        params = [self.agent] if session_id is None else [self.agent, session_id]
+        res = await self._call("mining.subscribe", params, self.timeouts.handshake, self._apply_subscribe)
+        if res.error is not None or res.result is None:
+            log.warning("%s: mining.subscribe%s failed: %s", self.label,
+                        " (resume)" if session_id else "", codec.error_reason(res.error))
+            return False
+        return True
+
+    def _apply_subscribe(self, res: codec.Response) -> None:
+        """Runs inside the read loop, before the next line: the pool's first notify often follows
+        the subscribe reply in the same packet and must see the extranonce."""
+        if res.error is not None or res.result is None:
+            return
+        try:
+            sub = codec.parse_subscribe_result(res.result)
+        except ProtocolError as e:
+            raise PoolError(f"{self.label}: bad mining.subscribe reply: {e}") from e
+        r = self._resume
+        self.resumed = bool(r and r.extranonce1 == sub.extranonce1 and r.extranonce2_size == sub.extranonce2_size)
+        if self.resumed and r is not None:
+            # Same extranonce: the pool kept our session, so its jobs (and shares on them) stay valid.
+            for jid, job in r.jobs.items():
+                self.jobs.setdefault(jid, job)
+            self.prevhash_wire = r.prevhash_wire
+            self.last_job = next(reversed(r.jobs.values()), None)
+            self._force_clean = False
+        self.extranonce1, self.extranonce2_size = sub.extranonce1, sub.extranonce2_size
+        self.session_id = sub.session_id
+
+    def _fire_and_log(self, method: str, params: list) -> None:
+        """An optional request: its answer (often 'unknown method') only gets a log line."""
+        async def go() -> None:
+            try:
+                res = await self._call(method, params, self.timeouts.handshake)
+                if res.error is not None:
+                    log.info("%s: %s not supported: %s", self.label, method, codec.error_reason(res.error))
+            except (PoolError, asyncio.TimeoutError):
+                log.info("%s: no answer to %s", self.label, method)
+        asyncio.create_task(go(), name=f"stratum-{method}")
+
+    async def serve(self) -> str:
+        """Run until the connection ends; returns the reason."""
+        assert self._read_task is not None
+        watchdog = asyncio.create_task(self._watchdog(), name=f"stratum-watchdog-{self.pool_id}")
+        try:
+            await self._closed.wait()
+        finally:
+            watchdog.cancel()
+        return self.end_reason or "closed"
+
+    async def _watchdog(self) -> None:
+        while not self._closed.is_set():
+            await asyncio.sleep(min(1.0, self.timeouts.silence / 4))
+            quiet = time.monotonic() - self._last_rx
+            if quiet > self.timeouts.silence:
+                log.warning("%s: no message for %.0f s; reconnecting", self.label, quiet)
+                self._end(f"silent for {quiet:.0f} s")
+                return
+
+    def _end(self, reason: str) -> None:
+        if self._closed.is_set():
+            return
+        self.end_reason = reason
+        self._closed.set()
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(PoolError(f"{self.label}: connection lost ({reason})"))
+        self._pending.clear()
+        if self._writer is not None:
+            self._writer.close()
+        if self._read_task is not None and self._read_task is not asyncio.current_task():
+            self._read_task.cancel()
+
+    async def close(self, reason: str = "closed by us") -> None:
+        self._end(reason)
+        if self._writer is not None:
+            try:
+                await asyncio.wait_for(self._writer.wait_closed(), 2.0)
+            except (OSError, asyncio.TimeoutError, ssl.SSLError):
+                pass
+            except asyncio.CancelledError:
+                raise
+        if self._read_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._read_task), 2.0)
+            except BaseException:
+                pass
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def resume_state(self) -> ResumeState:
+        return ResumeState(self.session_id, self.extranonce1, self.extranonce2_size, OrderedDict(self.jobs),
+                           self.difficulty, self.prevhash_wire)
+
+    # -- requests ----------------------------------------------------------------
+    def _send(self, line: bytes, method: str = "") -> None:
+        if self._writer is None or self._closed.is_set():
+            raise PoolError(f"{self.label}: not connected")
+        if method == "mining.authorize":
+            log.debug("%s: > mining.authorize [%s, <password hidden>]", self.label, self.user)
+        else:
+            log.debug("%s: > %s", self.label, line.rstrip().decode(errors="replace"))
+        self._writer.write(line)
+
+    async def _call(self, method: str, params: list, timeout: float,
+                    on_reply: Callable[[codec.Response], None] | None = None) -> codec.Response:
+        """Send a request and wait for its reply. on_reply runs synchronously in the read loop the
+        moment the reply is read (before any later line is handled); a PoolError it raises becomes
+        this call's error."""
+        mid = self._next_id
+        self._next_id += 1
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending[mid] = fut
+        if on_reply is not None:
+            self._reply_hooks[mid] = on_reply
+        try:
+            self._send(codec.request(mid, method, params), method)
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pending.pop(mid, None)
+            self._reply_hooks.pop(mid, None)
+
+    async def submit(self, share: Share) -> tuple[bool, str | None]:
+        """Send one share; (accepted, pool's reason). Raises PoolError if the connection drops first
+        and asyncio.TimeoutError when the pool does not answer in time."""
+        res = await self._call("mining.submit", share.submit_params(self.user), self.timeouts.reply)
+        if res.result is True and res.error is None:
+            return True, None
+        return False, codec.error_reason(res.error) if res.error is not None else "rejected"
+
+    def job_valid(self, job: Job) -> bool:
+        return self.jobs.get(job.job_id) is job
+
+    # -- reading ----------------------------------------------------------------------
+    async def _read_loop(self) -> None:
+        framer = codec.LineFramer()
+        assert self._reader is not None
+        reason = "connection closed by pool"
+        try:
+            while True:
+                data = await self._reader.read(65536)
+                if not data:
+                    break
+                self._last_rx = time.monotonic()
+                for item in framer.feed(data):
+                    if isinstance(item, codec.LineTooLong):
+                        self._bad_line(str(item))
+                    else:
+                        self._handle_line(item)
+                    if self._closed.is_set():
+                        return
+        except asyncio.CancelledError:
+            return
+        except (OSError, ssl.SSLError) as e:
+            reason = f"read failed: {e}"
+        self._end(reason)
+
+    def _bad_line(self, why: str) -> None:
+        self._bad_lines += 1
+        log.warning("%s: ignored a malformed line from the pool: %s", self.label, why)
+        if self._bad_lines >= MAX_BAD_LINES:
+            log.warning("%s: %d malformed lines in a row; resetting the session", self.label, self._bad_lines)
+            self._end("too many malformed lines")
+
+    def _handle_line(self, line: bytes) -> None:
+        try:
+            msg = codec.parse_line(line)
+        except ProtocolError as e:
+            self._bad_line(str(e))
+            return
+        self._bad_lines = 0
+        if isinstance(msg, codec.Response):
+            fut = self._pending.get(msg.id) if isinstance(msg.id, int) else None
+            if fut is None:
+                log.debug("%s: reply to unknown id %r ignored", self.label, msg.id)
+            elif not fut.done():
+                hook = self._reply_hooks.pop(msg.id, None)
+                try:
+                    if hook is not None:
+                        hook(msg)
+                except PoolError as e:
+                    fut.set_exception(e)
+                else:
+                    fut.set_result(msg)
+            return
+        try:
+            self._handle_request(msg)
+        except ProtocolError as e:
+            self._bad_line(str(e))
+
+    def _handle_request(self, req: codec.ServerRequest) -> None:
+        b = req.body
+        if isinstance(b, codec.Notify):
+            self._on_notify(b)
+        elif isinstance(b, codec.SetDifficulty):
+            # Applies to the NEXT job: jobs already out keep the difficulty they were issued with.
+            self.difficulty = b.difficulty
+            log.info("%s: difficulty %s for the next job", self.label, b.difficulty)
+            self._on_event("difficulty", {"pool": self.pool_id, "difficulty": float(b.difficulty)})
+        elif isinstance(b, codec.SetExtranonce):
+            log.info("%s: new extranonce1 %s, extranonce2_size %d", self.label, b.extranonce1.hex(),
+                     b.extranonce2_size)
+            self.extranonce1, self.extranonce2_size = b.extranonce1, b.extranonce2_size
+            self._reissue("extranonce changed")
+            if req.id is not None:
+                self._reply(req.id, True)
+        elif isinstance(b, codec.SetVersionMask):
+            new = b.mask & self.requested_mask if self.want_rolling else 0
+            log.info("%s: version mask now %08x (pool sent %08x)", self.label, new, b.mask)
+            self.version_mask = new
+            self._reissue("version mask changed")
+        elif isinstance(b, codec.Reconnect):
+            self.reconnect_to = b
+            log.info("%s: pool asks us to reconnect to %s:%s after %.0f s", self.label,
+                     b.host or self.endpoint.host, b.port or self.endpoint.port, b.wait)
+            self._end("client.reconnect")
+        elif isinstance(b, codec.ShowMessage):
+            log.info("%s: message from pool: %s", self.label, b.text)
+            self._on_event("message", {"pool": self.pool_id, "text": b.text})
+        elif isinstance(b, codec.GetVersion):
+            self._reply(req.id, self.agent)
+        elif isinstance(b, codec.Ping):
+            self._reply(req.id, "pong")
+        else:
+            log.warning("%s: pool called unknown method %r; answered with an error", self.label, req.method)
+            if req.id is not None:
+                self._reply(req.id, None, [20, f"unknown method {req.method[:60]}", None])
+
+    def _reply(self, mid: Any, result: Any, error: Any = None) -> None:
+        if mid is None:
+            return
+        try:
+            self._send(codec.reply(mid, result, error))
+        except PoolError:
+            pass
+
+    def _on_notify(self, n: codec.Notify) -> None:
+        if not self.extranonce1:
+            raise ProtocolError("mining.notify before the subscribe reply")
+        new_block = self.prevhash_wire is not None and n.prevhash_wire != self.prevhash_wire
+        clean = n.clean or new_block or self._force_clean
+        if new_block and not n.clean:
+            log.info("%s: new prevhash without clean_jobs; treating job %s as clean", self.label, n.job_id)
+        job = Job(job_id=n.job_id, prevhash=n.prevhash, coinb1=n.coinb1, coinb2=n.coinb2,
+                  merkle_branch=n.merkle_branch, version=n.version, nbits=n.nbits, ntime=n.ntime,
+                  clean=clean, extranonce1=self.extranonce1, extranonce2_size=self.extranonce2_size,
+                  difficulty=self.difficulty if self.difficulty is not None else 1,
+                  version_mask=self.version_mask, pool_id=self.pool_id, received_at=time.time())
+        self._install(job)
+
+    def _install(self, job: Job) -> None:
+        if job.clean:
+            self.jobs.clear()
+        self.jobs[job.job_id] = job
+        self.jobs.move_to_end(job.job_id)
+        while len(self.jobs) > MAX_JOBS:
+            self.jobs.popitem(last=False)
+        self.prevhash_wire = swap_hex(job.prevhash)
+        self.last_job = job
+        self._force_clean = False
+        self._on_job(job)
+
+    def _reissue(self, why: str) -> None:
+        """Re-issue the newest job under the new extranonce/mask as clean work; older jobs are dropped."""
+        last = self.last_job
+        self._force_clean = True
+        if last is None:
+            return
+        job = Job(job_id=last.job_id, prevhash=last.prevhash, coinb1=last.coinb1, coinb2=last.coinb2,
+                  merkle_branch=last.merkle_branch, version=last.version, nbits=last.nbits, ntime=last.ntime,
+                  clean=True, extranonce1=self.extranonce1, extranonce2_size=self.extranonce2_size,
+                  difficulty=last.difficulty, version_mask=self.version_mask, pool_id=self.pool_id,
+                  received_at=time.time())
+        log.info("%s: %s; job %s re-issued as clean work", self.label, why, job.job_id)
+        self._install(job)
+
+
+def swap_hex(prevhash_header_order: bytes) -> str:
+    """The wire form of a header-order prevhash (inverse of the word swap)."""
+    return codec.swap_words(prevhash_header_order).hex()
