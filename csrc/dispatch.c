@@ -13,13 +13,69 @@
 typedef struct {
     const char *name;
     miner_scan_fn scan;
-    int (*cpu_ok)(void); /* CPUID and OS checks; NULL means always */
+    int (*cpu_ok)(void); /* CPUID and OS checks */
 } miner_impl;
 
 static int always(void) { return 1; }
 
+#if defined(MINER_X86)
+#include <cpuid.h>
+
+/* XCR0 via XGETBV; only called after CPUID says OSXSAVE is set. */
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static void cpuid_regs(uint32_t leaf, uint32_t sub, uint32_t r[4]) {
+    r[0] = r[1] = r[2] = r[3] = 0;
+    if (__get_cpuid_max(0, NULL) < leaf) return;
+    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+}
+
+/* SHA extensions: CPUID.7.0:EBX[29], plus SSSE3 (1:ECX[9]) and SSE4.1 (1:ECX[19])
+ * for the shuffles around them. XMM state is always enabled on x86-64 OSes. */
+static int cpu_shani(void) {
+    uint32_t r1[4], r7[4];
+    cpuid_regs(1, 0, r1);
+    cpuid_regs(7, 0, r7);
+    return (r1[2] >> 9 & 1) && (r1[2] >> 19 & 1) && (r7[1] >> 29 & 1);
+}
+
+/* AVX2: CPUID.7.0:EBX[5], AVX (1:ECX[28]) and OSXSAVE (1:ECX[27]), and the OS
+ * must have enabled XMM and YMM state in XCR0 (bits 1 and 2). */
+static int cpu_avx2(void) {
+    uint32_t r1[4], r7[4];
+    cpuid_regs(1, 0, r1);
+    if (!(r1[2] >> 27 & 1) || !(r1[2] >> 28 & 1)) return 0;
+    if ((xgetbv0() & 6) != 6) return 0;
+    cpuid_regs(7, 0, r7);
+    return r7[1] >> 5 & 1;
+}
+
+/* AVX-512 F: CPUID.7.0:EBX[16] with OSXSAVE, and XCR0 bits 1, 2 (XMM, YMM)
+ * and 5-7 (opmask, ZMM0-15 upper halves, ZMM16-31) enabled by the OS. */
+static int cpu_avx512(void) {
+    uint32_t r1[4], r7[4];
+    cpuid_regs(1, 0, r1);
+    if (!(r1[2] >> 27 & 1)) return 0;
+    if ((xgetbv0() & 0xe6) != 0xe6) return 0;
+    cpuid_regs(7, 0, r7);
+    return r7[1] >> 16 & 1;
+}
+#endif
+
+/* Fastest first is the Python side's job (miner/core/__init__.py orders by name). */
 static const miner_impl IMPLS[] = {
     {"portable", miner_scan_portable, always},
+#if defined(MINER_X86)
+    {"shani(4-lane)", miner_scan_shani4, cpu_shani},
+    {"shani(2-lane)", miner_scan_shani2, cpu_shani},
+    {"shani(1-lane)", miner_scan_shani1, cpu_shani},
+    {"avx2(8-way)", miner_scan_avx2, cpu_avx2},
+    {"avx512(16-way)", miner_scan_avx512, cpu_avx512},
+#endif
 };
 #define N_IMPLS ((int)(sizeof IMPLS / sizeof IMPLS[0]))
 
@@ -50,51 +106,101 @@ static void prepare(miner_work *w, const uint8_t *header, const uint8_t *target)
     }
 }
 
+/* Reference scan: the plain two-compression hash of every nonce. */
+static int reference_scan(const miner_work *w, uint32_t start, uint64_t count,
+                          uint32_t *out, int cap, uint64_t *next) {
+    int found = 0;
+    uint64_t n = start, end = (uint64_t)start + count;
+    while (n < end) {
+        int hit = miner_confirm(w, (uint32_t)n);
+        n++;
+        if (hit) {
+            out[found++] = (uint32_t)(n - 1);
+            if (found >= cap) break;
+        }
+    }
+    *next = n;
+    return found;
+}
+
+/* impl->scan and the reference agree on hits and *next for this range and cap. */
+static int agrees(const miner_impl *impl, const miner_work *w, uint32_t start, uint64_t count, int cap) {
+    uint32_t ref[64], got[64];
+    uint64_t ref_next, got_next;
+    int nr = reference_scan(w, start, count, ref, cap, &ref_next);
+    int ng = impl->scan(w, start, count, got, cap, &got_next, NULL);
+    return nr == ng && ref_next == got_next && memcmp(ref, got, sizeof(uint32_t) * (size_t)nr) == 0;
+}
+
+static const uint8_t GENESIS[80] = {
+    0x01, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x3b, 0xa3, 0xed, 0xfd, 0x7a, 0x7b, 0x12, 0xb2,
+    0x7a, 0xc7, 0x2c, 0x3e, 0x67, 0x76, 0x8f, 0x61, 0x7f, 0xc8, 0x1b, 0xc3, 0x88, 0x8a,
+    0x51, 0x32, 0x3a, 0x9f, 0xb8, 0xaa, 0x4b, 0x1e, 0x5e, 0x4a, 0x29, 0xab, 0x5f, 0x49,
+    0xff, 0xff, 0x00, 0x1d, 0x1d, 0xac, 0x2b, 0x7c};
+
+/* First known answer: sha256d of the genesis header (block 0), whose hash as
+ * displayed by explorers is 000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f. */
+static const uint8_t GENESIS_HASH_LE[32] = {
+    0x6f, 0xe2, 0x8c, 0x0a, 0xb6, 0xf1, 0xb3, 0x72, 0xc1, 0xa6, 0xa2, 0x46, 0xae, 0x63, 0xf7, 0x4f,
+    0x93, 0x1e, 0x83, 0x65, 0xe1, 0x5a, 0x08, 0x9c, 0x68, 0xd6, 0x19, 0x00, 0x00, 0x00, 0x00, 0x00};
+
 /*
- * Known-answer self-test: the genesis block header at its real nonce, at its
- * real target and at one below the hash (must miss), plus a dense scan at an
- * easy target compared hit-for-hit with the portable code. The easy target
- * (> 2^224) catches a wrong early exit.
+ * Known-answer self-test of one implementation:
+ *  - the genesis header at its real nonce and its real target (nbits 1d00ffff)
+ *    finds exactly that nonce in a window around it;
+ *  - a target equal to the hash meets it, one below misses;
+ *  - dense scans at easy targets (above 2^224, so the early filter must not
+ *    reject real hits) from odd starts with odd counts, which leave partial
+ *    lane groups, compared hit-for-hit with the reference scan; also with a
+ *    small output cap (the *next contract) and at the end of the nonce range.
  */
 static int self_test(const miner_impl *impl) {
-    static const uint8_t genesis[80] = {
-        0x01, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x3b, 0xa3, 0xed, 0xfd, 0x7a, 0x7b, 0x12, 0xb2,
-        0x7a, 0xc7, 0x2c, 0x3e, 0x67, 0x76, 0x8f, 0x61, 0x7f, 0xc8, 0x1b, 0xc3, 0x88, 0x8a,
-        0x51, 0x32, 0x3a, 0x9f, 0xb8, 0xaa, 0x4b, 0x1e, 0x5e, 0x4a, 0x29, 0xab, 0x5f, 0x49,
-        0xff, 0xff, 0x00, 0x1d, 0x1d, 0xac, 0x2b, 0x7c};
     const uint32_t nonce = 2083236893u;
     uint8_t target[32] = {0};
     /* nbits 1d00ffff: 0xffff << 208, i.e. bytes 26 and 27 of the LE integer. */
     target[26] = 0xff;
     target[27] = 0xff;
     miner_work w;
-    prepare(&w, genesis, target);
+    prepare(&w, GENESIS, target);
     uint32_t out[64];
     uint64_t next;
     int n = impl->scan(&w, nonce - 37, 100, out, 64, &next, NULL);
     if (n != 1 || out[0] != nonce || next != (uint64_t)nonce - 37 + 100) return 0;
-    /* The genesis hash is 0x...19d6689c...: a target just below it must miss. */
-    uint32_t s[8];
-    miner_hash_nonce_portable(&w, nonce, s);
+    /* The hash itself as the target: exactly on it meets, one below misses. */
     uint32_t limbs[8];
-    for (int i = 0; i < 8; i++) limbs[i] = miner_bswap32(s[i]);
+    for (int i = 0; i < 8; i++) {
+        const uint8_t *q = GENESIS_HASH_LE + 4 * i;
+        limbs[i] = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+    }
     memcpy(w.target, limbs, sizeof limbs);
-    n = impl->scan(&w, nonce, 1, out, 64, &next, NULL);
-    if (n != 1) return 0; /* exactly on the target meets it */
+    if (impl->scan(&w, nonce - 1, 3, out, 64, &next, NULL) != 1 || out[0] != nonce) return 0;
     for (int i = 0; i < 8 && limbs[i]-- == 0; i++) { } /* target = hash - 1 */
     memcpy(w.target, limbs, sizeof limbs);
-    n = impl->scan(&w, nonce, 1, out, 64, &next, NULL);
-    if (n != 0) return 0;
-    /* Easy target 2^252: about 1 hit in 16. Odd start and count exercise lane tails. */
+    if (impl->scan(&w, nonce - 1, 3, out, 64, &next, NULL) != 0) return 0;
+    /* Easy targets. 2^252: about 1 hit in 16. */
     memset(w.target, 0xff, sizeof w.target);
     w.target[7] = 0x0fffffffu;
-    uint32_t ref[64], got[64];
-    uint64_t ref_next, got_next;
-    int nr = miner_scan_portable(&w, 1001, 999, ref, 64, &ref_next, NULL);
-    int ng = impl->scan(&w, 1001, 999, got, 64, &got_next, NULL);
-    if (nr != ng || ref_next != got_next) return 0;
-    return memcmp(ref, got, sizeof(uint32_t) * (size_t)nr) == 0;
+    if (!agrees(impl, &w, 1001, 999, 64)) return 0;
+    if (!agrees(impl, &w, 7, 13, 64)) return 0;
+    if (!agrees(impl, &w, 1001, 999, 3)) return 0;             /* cap reached mid-group */
+    if (!agrees(impl, &w, 0xffffffffu - 40, 41, 64)) return 0; /* range ends at 2^32 */
+    if (!agrees(impl, &w, 0xffffffffu, 1, 64)) return 0;
+    /* Limb 7 exactly on the boundary with the lower limbs deciding. */
+    w.target[7] = 0x00ffffffu;
+    for (int i = 0; i < 7; i++) w.target[i] = 0x80000000u;
+    if (!agrees(impl, &w, 5, 1000, 64)) return 0;
+    /* Everything meets 2^256-1: every nonce, in order, cap respected. */
+    memset(w.target, 0xff, sizeof w.target);
+    if (!agrees(impl, &w, 3, 29, 64)) return 0;
+    if (!agrees(impl, &w, 3, 100, 17)) return 0;
+    /* A second, unrelated header (a byte pattern) at 2^252 with an odd start. */
+    uint8_t hdr[80];
+    for (int i = 0; i < 80; i++) hdr[i] = (uint8_t)(i * 37 + 11);
+    memset(target, 0xff, sizeof target);
+    target[31] = 0x0f;
+    prepare(&w, hdr, target);
+    return agrees(impl, &w, 123457, 777, 64);
 }
 
 int miner_impl_usable(int i) {

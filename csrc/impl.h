@@ -23,15 +23,102 @@ typedef int (*miner_scan_fn)(const miner_work *w, uint32_t start, uint64_t count
                              uint32_t *out, int cap, uint64_t *next,
                              const volatile int *abort);
 
+/*
+ * Nonce-independent values of one job for the word-sliced implementations
+ * (portable, avx2); see csrc/sha256d_lanes.h for where each one is used.
+ * First hash (block 2 of the header): rounds 0-2 done, round 3 split into its
+ * constant part plus the nonce, schedule words 16/17 and the constant parts of
+ * 18, 19, 30, 31, 32. Second hash: the constant parts of round 0 and of
+ * schedule words 17, 23.
+ */
+typedef struct {
+    uint32_t mid[8];     /* midstate, for the feed-forward of the first hash */
+    uint32_t st2[8];     /* a..h after rounds 0-2 of the first hash */
+    uint32_t r3_t1;      /* round 3: T1 without W3 */
+    uint32_t r3_t2;      /* round 3: T2 */
+    uint32_t w16, w17, c18, c19, c30, c31, c32;
+    uint32_t kw1[16];    /* K[i] + W[i] of the first hash for i = 4..15 (index i) */
+    uint32_t kw2[16];    /* K[i] + W[i] of the second hash for i = 8..15 (index i) */
+    uint32_t h2_r0_t1;   /* second hash round 0: T1 without W0 */
+    uint32_t h2_r0_t2;   /* second hash round 0: T2 */
+    uint32_t h2_c17, h2_c23, h2_c30;
+} miner_pre;
+
+/* Fill p from w (portable C, a few hundred instructions per job). */
+void miner_precompute(const miner_work *w, miner_pre *p);
+
 /* Portable building blocks, used by every implementation for setup and checks. */
 void miner_sha256_compress_portable(uint32_t state[8], const uint32_t block[16]);
-/* Full hash of one nonce from the work: out8 = state words of the second hash. */
+/* Full hash of one nonce from the work: out8 = state words of the second hash.
+ * The plain two-compression reference; implementations use it to confirm each
+ * candidate, and the self-test compares every implementation against it. */
 void miner_hash_nonce_portable(const miner_work *w, uint32_t nonce, uint32_t out8[8]);
 /* 1 if the final state words s[8] (big-endian word order of the digest) meet target. */
 int miner_meets_target(const uint32_t s[8], const uint32_t target[8]);
 
+/*
+ * Word 7 of the second hash decides the top 32 bits of the little-endian hash
+ * value: limb 7 = bswap(H7). A nonce is a candidate when that limb is <= the
+ * target's limb 7 (for every target below 2^224 that means H7 == 0); each
+ * candidate is then confirmed with the full 256-bit comparison, so this early
+ * filter is exact for every target.
+ */
+static inline int miner_h7_candidate(uint32_t h7, uint32_t target7) {
+    return __builtin_bswap32(h7) <= target7;
+}
+/* Confirm a candidate nonce with the reference hash and the exact compare. */
+int miner_confirm(const miner_work *w, uint32_t nonce);
+
 int miner_scan_portable(const miner_work *w, uint32_t start, uint64_t count,
                         uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+#if defined(__x86_64__) || defined(_M_X64)
+#define MINER_X86 1
+int miner_scan_avx2(const miner_work *w, uint32_t start, uint64_t count,
+                    uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_avx512(const miner_work *w, uint32_t start, uint64_t count,
+                      uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_shani1(const miner_work *w, uint32_t start, uint64_t count,
+                      uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_shani2(const miner_work *w, uint32_t start, uint64_t count,
+                      uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_shani4(const miner_work *w, uint32_t start, uint64_t count,
+                      uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+#endif
+
+/*
+ * The scan loop every implementation shares: LANES nonces per call of
+ * HASH_LANES(n0, h7) (which fills h7[0..LANES-1] with word 7 of the second
+ * hash of nonces n0, n0+1, ...), the abort flag read every 64 Ki nonces,
+ * candidates confirmed in ascending order, the output cap honoured exactly.
+ * Lanes past the end of the range (the nonce wraps past 2^32-1) are computed
+ * and ignored.
+ */
+#define MINER_SCAN_LOOP(LANES, HASH_LANES)                                      \
+    do {                                                                       \
+        int found_ = 0;                                                        \
+        uint64_t n_ = start, end_ = (uint64_t)start + count;                   \
+        uint32_t h7_[LANES];                                                   \
+        while (n_ < end_) {                                                    \
+            if (abort && *abort) break;                                        \
+            uint64_t stop_ = end_ - n_ > 65536 ? n_ + 65536 : end_;            \
+            for (; n_ < stop_; n_ += (LANES)) {                                \
+                HASH_LANES((uint32_t)n_, h7_);                                 \
+                for (int l_ = 0; l_ < (LANES); l_++) {                         \
+                    if (miner_h7_candidate(h7_[l_], w->target[7]) &&           \
+                        n_ + (uint64_t)l_ < end_ &&                            \
+                        miner_confirm(w, (uint32_t)(n_ + (uint64_t)l_))) {     \
+                        out[found_++] = (uint32_t)(n_ + (uint64_t)l_);         \
+                        if (found_ >= cap) {                                   \
+                            *next = n_ + (uint64_t)l_ + 1;                     \
+                            return found_;                                     \
+                        }                                                      \
+                    }                                                          \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+        *next = n_ < end_ ? n_ : end_;                                         \
+        return found_;                                                         \
+    } while (0)
 
 static inline uint32_t miner_bswap32(uint32_t x) { return __builtin_bswap32(x); }
 #endif

@@ -1,0 +1,171 @@
+/*
+ * Word-sliced double SHA-256 of one job for several nonces at once, written
+ * once over an abstract lane type and instantiated by csrc/sha256_portable.c
+ * (one uint32_t), csrc/sha256_avx2.c (eight lanes in a __m256i) and
+ * csrc/sha256_avx512.c (sixteen lanes in a __m512i).
+ *
+ * The includer defines, before including:
+ *   LV            the lane vector type
+ *   LV_ADD(a, b), LV_XOR, LV_AND, LV_OR    lane-wise 32-bit operations
+ *   LV_SHR(x, n), LV_SHL(x, n)             shifts by a constant
+ *   LV_ROTR(x, n)                          rotate right by a constant
+ *   LV_SET1(x)                             broadcast a uint32_t
+ *   LANES_FN                               the name of the function to define
+ *   LANES_ATTR                             attributes for it (target, inline)
+ * and optionally LV_XOR3, LV_CH, LV_MAJ (three-input forms).
+ * and gets
+ *   LANES_ATTR LV LANES_FN(const miner_pre *p, LV nonce)
+ * which returns word 7 of the second hash's final state (the digest's last
+ * four bytes, big-endian) for each lane's nonce.
+ *
+ * Work per nonce: rounds 3..63 of the first hash (0-2 and the constant part of
+ * round 3 come from miner_pre), rounds 0..60 of the second hash (word 7 of the
+ * result is e after round 60, so rounds 61-63 are skipped), and only the
+ * schedule terms that depend on the nonce (FIPS 180-4 section 6.2.2, with
+ * the zero padding words dropped).
+ */
+/* Optional: three-input XOR, Ch and Maj where the ISA has one instruction for them. */
+#ifndef LV_XOR3
+#define LV_XOR3(x, y, z) LV_XOR(LV_XOR(x, y), z)
+#endif
+#ifndef LV_CH
+#define LV_CH(e, f, g) LV_XOR(g, LV_AND(e, LV_XOR(f, g)))
+#endif
+#ifndef LV_MAJ
+#define LV_MAJ(a, b, c) LV_OR(LV_AND(a, b), LV_AND(c, LV_OR(a, b)))
+#endif
+#define L_S0(x) LV_XOR3(LV_ROTR(x, 2), LV_ROTR(x, 13), LV_ROTR(x, 22))
+#define L_S1(x) LV_XOR3(LV_ROTR(x, 6), LV_ROTR(x, 11), LV_ROTR(x, 25))
+#define L_s0(x) LV_XOR3(LV_ROTR(x, 7), LV_ROTR(x, 18), LV_SHR(x, 3))
+#define L_s1(x) LV_XOR3(LV_ROTR(x, 17), LV_ROTR(x, 19), LV_SHR(x, 10))
+#define L_CH(e, f, g) LV_CH(e, f, g)
+#define L_MAJ(a, b, c) LV_MAJ(a, b, c)
+
+/* One round; kw is K[i] + W[i]. Only d and h change (the caller rotates names). */
+#define L_ROUND(a, b, c, d, e, f, g, h, kw)                                    \
+    do {                                                                       \
+        LV t1_ = LV_ADD(LV_ADD(LV_ADD(h, L_S1(e)), L_CH(e, f, g)), kw);         \
+        LV t2_ = LV_ADD(L_S0(a), L_MAJ(a, b, c));                              \
+        d = LV_ADD(d, t1_);                                                    \
+        h = LV_ADD(t1_, t2_);                                                  \
+    } while (0)
+
+#define L_ROUNDS8(kw, i)                                                       \
+    do {                                                                       \
+        L_ROUND(a, b, c, d, e, f, g, h, kw[(i) + 0]);                          \
+        L_ROUND(h, a, b, c, d, e, f, g, kw[(i) + 1]);                          \
+        L_ROUND(g, h, a, b, c, d, e, f, kw[(i) + 2]);                          \
+        L_ROUND(f, g, h, a, b, c, d, e, kw[(i) + 3]);                          \
+        L_ROUND(e, f, g, h, a, b, c, d, kw[(i) + 4]);                          \
+        L_ROUND(d, e, f, g, h, a, b, c, kw[(i) + 5]);                          \
+        L_ROUND(c, d, e, f, g, h, a, b, kw[(i) + 6]);                          \
+        L_ROUND(b, c, d, e, f, g, h, a, kw[(i) + 7]);                          \
+    } while (0)
+
+/* General schedule word i from W[i-2], W[i-7], W[i-15], W[i-16]. */
+#define L_SCHED(W, i)                                                          \
+    (W[i] = LV_ADD(LV_ADD(L_s1(W[(i)-2]), W[(i)-7]), LV_ADD(L_s0(W[(i)-15]), W[(i)-16])))
+
+LANES_ATTR LV LANES_FN(const miner_pre *p, LV nonce) {
+    LV W[64], kw[64];
+    LV a, b, c, d, e, f, g, h;
+
+    /* ---- First hash, block 2: W0-2 tail, W3 nonce, W4 pad, W15 = 640. ---- */
+    W[3] = nonce;
+    W[16] = LV_SET1(p->w16);
+    W[17] = LV_SET1(p->w17);
+    W[18] = LV_ADD(LV_SET1(p->c18), L_s0(nonce));
+    W[19] = LV_ADD(LV_SET1(p->c19), nonce);
+    W[20] = LV_ADD(L_s1(W[18]), LV_SET1(0x80000000u));
+    W[21] = L_s1(W[19]);
+    W[22] = LV_ADD(L_s1(W[20]), LV_SET1(640));
+    W[23] = LV_ADD(L_s1(W[21]), W[16]);
+    W[24] = LV_ADD(L_s1(W[22]), W[17]);
+    W[25] = LV_ADD(L_s1(W[23]), W[18]);
+    W[26] = LV_ADD(L_s1(W[24]), W[19]);
+    W[27] = LV_ADD(L_s1(W[25]), W[20]);
+    W[28] = LV_ADD(L_s1(W[26]), W[21]);
+    W[29] = LV_ADD(L_s1(W[27]), W[22]);
+    W[30] = LV_ADD(LV_ADD(L_s1(W[28]), W[23]), LV_SET1(p->c30));
+    W[31] = LV_ADD(LV_ADD(L_s1(W[29]), W[24]), LV_SET1(p->c31));
+    W[32] = LV_ADD(LV_ADD(L_s1(W[30]), W[25]), LV_SET1(p->c32));
+    for (int i = 33; i < 64; i++) L_SCHED(W, i);
+    for (int i = 4; i < 16; i++) kw[i] = LV_SET1(p->kw1[i]);
+    for (int i = 16; i < 64; i++) kw[i] = LV_ADD(W[i], LV_SET1(SHA256_K[i]));
+
+    /* Rounds 0-2 precomputed; names are rotated so round 3 sits at position 3
+     * of an eight-round block: round 3 works on (f, g, h, a, b, c, d, e). */
+    f = LV_SET1(p->st2[0]); g = LV_SET1(p->st2[1]); h = LV_SET1(p->st2[2]);
+    a = LV_SET1(p->st2[3]); b = LV_SET1(p->st2[4]); c = LV_SET1(p->st2[5]);
+    d = LV_SET1(p->st2[6]); e = LV_SET1(p->st2[7]);
+    /* Round 3: d' = d + T1, h' = T1 + T2 in that rotation are a and e. */
+    {
+        LV t1 = LV_ADD(LV_SET1(p->r3_t1), nonce);
+        a = LV_ADD(a, t1);
+        e = LV_ADD(t1, LV_SET1(p->r3_t2));
+    }
+    L_ROUND(e, f, g, h, a, b, c, d, kw[4]);
+    L_ROUND(d, e, f, g, h, a, b, c, kw[5]);
+    L_ROUND(c, d, e, f, g, h, a, b, kw[6]);
+    L_ROUND(b, c, d, e, f, g, h, a, kw[7]);
+    for (int i = 8; i < 64; i += 8) L_ROUNDS8(kw, i);
+
+    /* Feed-forward: the first digest is the second hash's W0..W7. */
+    W[0] = LV_ADD(a, LV_SET1(p->mid[0]));
+    W[1] = LV_ADD(b, LV_SET1(p->mid[1]));
+    W[2] = LV_ADD(c, LV_SET1(p->mid[2]));
+    W[3] = LV_ADD(d, LV_SET1(p->mid[3]));
+    W[4] = LV_ADD(e, LV_SET1(p->mid[4]));
+    W[5] = LV_ADD(f, LV_SET1(p->mid[5]));
+    W[6] = LV_ADD(g, LV_SET1(p->mid[6]));
+    W[7] = LV_ADD(h, LV_SET1(p->mid[7]));
+
+    /* ---- Second hash: W8 pad, W9-14 zero, W15 = 256. ---- */
+    W[16] = LV_ADD(L_s0(W[1]), W[0]);
+    W[17] = LV_ADD(LV_ADD(L_s0(W[2]), W[1]), LV_SET1(p->h2_c17));
+    W[18] = LV_ADD(LV_ADD(L_s1(W[16]), L_s0(W[3])), W[2]);
+    W[19] = LV_ADD(LV_ADD(L_s1(W[17]), L_s0(W[4])), W[3]);
+    W[20] = LV_ADD(LV_ADD(L_s1(W[18]), L_s0(W[5])), W[4]);
+    W[21] = LV_ADD(LV_ADD(L_s1(W[19]), L_s0(W[6])), W[5]);
+    W[22] = LV_ADD(LV_ADD(L_s1(W[20]), L_s0(W[7])), LV_ADD(W[6], LV_SET1(256)));
+    W[23] = LV_ADD(LV_ADD(L_s1(W[21]), W[16]), LV_ADD(W[7], LV_SET1(p->h2_c23)));
+    W[24] = LV_ADD(LV_ADD(L_s1(W[22]), W[17]), LV_SET1(0x80000000u));
+    W[25] = LV_ADD(L_s1(W[23]), W[18]);
+    W[26] = LV_ADD(L_s1(W[24]), W[19]);
+    W[27] = LV_ADD(L_s1(W[25]), W[20]);
+    W[28] = LV_ADD(L_s1(W[26]), W[21]);
+    W[29] = LV_ADD(L_s1(W[27]), W[22]);
+    W[30] = LV_ADD(LV_ADD(L_s1(W[28]), W[23]), LV_SET1(p->h2_c30));
+    W[31] = LV_ADD(LV_ADD(L_s1(W[29]), W[24]), LV_ADD(L_s0(W[16]), LV_SET1(256)));
+    for (int i = 32; i < 61; i++) L_SCHED(W, i);
+    for (int i = 1; i < 8; i++) kw[i] = LV_ADD(W[i], LV_SET1(SHA256_K[i]));
+    for (int i = 8; i < 16; i++) kw[i] = LV_SET1(p->kw2[i]);
+    for (int i = 16; i < 61; i++) kw[i] = LV_ADD(W[i], LV_SET1(SHA256_K[i]));
+
+    /* Round 0 from the constant IV: d' = IV3 + T1, h' = T1 + T2. */
+    a = LV_SET1(SHA256_H0); b = LV_SET1(SHA256_H1); c = LV_SET1(SHA256_H2);
+    e = LV_SET1(SHA256_H4); f = LV_SET1(SHA256_H5); g = LV_SET1(SHA256_H6);
+    {
+        LV t1 = LV_ADD(LV_SET1(p->h2_r0_t1), W[0]);
+        d = LV_ADD(LV_SET1(SHA256_H3), t1);
+        h = LV_ADD(t1, LV_SET1(p->h2_r0_t2));
+    }
+    L_ROUND(h, a, b, c, d, e, f, g, kw[1]);
+    L_ROUND(g, h, a, b, c, d, e, f, kw[2]);
+    L_ROUND(f, g, h, a, b, c, d, e, kw[3]);
+    L_ROUND(e, f, g, h, a, b, c, d, kw[4]);
+    L_ROUND(d, e, f, g, h, a, b, c, kw[5]);
+    L_ROUND(c, d, e, f, g, h, a, b, kw[6]);
+    L_ROUND(b, c, d, e, f, g, h, a, kw[7]);
+    for (int i = 8; i < 56; i += 8) L_ROUNDS8(kw, i);
+    L_ROUND(a, b, c, d, e, f, g, h, kw[56]);
+    L_ROUND(h, a, b, c, d, e, f, g, kw[57]);
+    L_ROUND(g, h, a, b, c, d, e, f, kw[58]);
+    L_ROUND(f, g, h, a, b, c, d, e, kw[59]);
+    /* Round 60 sits at position 4, (e, f, g, h, a, b, c, d): its new e is
+     * h + T1, which becomes h after round 63; H7 = IV7 + that. */
+    {
+        LV t1 = LV_ADD(LV_ADD(LV_ADD(d, L_S1(a)), L_CH(a, b, c)), kw[60]);
+        return LV_ADD(LV_ADD(h, t1), LV_SET1(SHA256_H7));
+    }
+}
