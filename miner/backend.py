@@ -205,7 +205,10 @@ def load_backend(name: str) -> type[Backend]:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-        return getattr(module, attr)
     except ImportError as exc:
         hint = f": install miner[{extra}]" if extra else ""
-        raise BackendUnavailable(f"backend {name} unavailable{hint} ({exc})") from exc
+        raise BackendUnavailable(f"backend unavailable{hint} ({exc})") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise BackendUnavailable(f"backend unavailable: {module_name} has no {attr}") from exc

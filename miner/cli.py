@@ -231,7 +231,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         except BackendUnavailable as exc:
             print(f"{name}: {exc}")
             continue
-        except MinerError as exc:
+        except Exception as exc:  # one broken backend must not hide the others
+            log.debug("detection in %s failed", name, exc_info=True)
             print(f"{name}: detection failed: {exc}")
             continue
         if not found:
@@ -250,7 +251,8 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         except BackendUnavailable as exc:
             print(f"{name}: skipped: {exc}")
             continue
-        except MinerError as exc:
+        except Exception as exc:  # reported per backend; the others still run
+            log.debug("selftest of %s failed", name, exc_info=True)
             print(f"{name}: FAIL: {exc}")
             failed += 1
             continue
@@ -328,9 +330,6 @@ async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[i
     alive_seen = asyncio.Event()
 
     def on_event(kind: str, data: dict) -> None:
-        if kind == "share" and engine_ref and data.get("result") in ("accepted", "rejected", "stale"):
-            if "share_difficulty" not in data:  # engine-local results are already counted
-                engine_ref[0].on_share_result(data)
         if kind == "pool":
             state = data.get("state") or data.get("event")
             if state in ("connected", "authorized", "alive"):
@@ -343,7 +342,8 @@ async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[i
     manager = None
     if pools:
         from miner.stratum import PoolManager
-        manager = PoolManager(pools, on_job=lambda job: engine_ref[0].on_job(job), on_event=on_event,
+        manager = PoolManager(pools, on_job=lambda job: engine_ref[0].on_job(job),
+                              on_event=lambda kind, data: engine_ref[0].pool_event(kind, data),
                               agent=f"miner/{__version__}", version_rolling=args.version_rolling,
                               suggest_difficulty=args.suggest_diff, extranonce_subscribe=args.extranonce_subscribe,
                               cafile=args.cert, insecure=args.insecure)

@@ -130,6 +130,7 @@ class Engine:
         self._meter = RateMeter()
         self._effective = RateMeter()
         self._local = {"accepted": 0, "best": 0.0, "blocks": 0}  # benchmark mode (no pool)
+        self._engine_stale = 0   # stale shares the engine dropped before the pool client saw them
         self._started_wall = time.time()
         self._started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -235,31 +236,48 @@ class Engine:
         share = Share(work.job, work.extranonce2, work.ntime, nonce, ver, h, st.device.name)
         st.best_share = max(st.best_share, share.difficulty)
         if work.generation != self._generation:
-            st.stale += 1
-            log.info("%s: share for job %s found after a clean job; counted stale, not sent",
-                     st.device.name, work.job.job_id)
-            self._on_event("share", {"result": "stale", "device": st.device.name, "job_id": work.job.job_id,
-                                     "difficulty": share.difficulty, "reason": "job replaced"})
+            self._count_stale(share)
             return False
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._send_share, share)
+            loop.call_soon_threadsafe(self._send_share, share, work.generation)
         return True
 
-    def _send_share(self, share: Share) -> None:
+    def _send_share(self, share: Share, generation: int) -> None:
+        if generation != self._generation:
+            # A clean job landed between the device's check and this callback.
+            self._count_stale(share)
+            return
         if share.is_block:
             log.warning("BLOCK FOUND by %s: hash %s", share.device, share.hash[::-1].hex())
         if self.pools is None:  # offline benchmark: count locally
             self._local["accepted"] += 1
             self._local["best"] = max(self._local["best"], share.difficulty)
             self._local["blocks"] += int(share.is_block)
-            self.on_share_result({"result": "accepted", "device": share.device, "difficulty": share.job.difficulty,
-                                  "share_difficulty": share.difficulty})
+            self.pool_event("share", {"result": "accepted", "device": share.device, "job_id": share.job.job_id,
+                                      "difficulty": share.job.difficulty, "share_difficulty": share.difficulty,
+                                      "local": True})
             return
         self.pools.submit(share)
 
-    def on_share_result(self, data: dict) -> None:
-        """Share outcome from the pool manager (loop thread): per-device accounting."""
+    def _count_stale(self, share: Share) -> None:
+        st = self._by_name.get(share.device)
+        if st is not None:
+            st.stale += 1
+        self._engine_stale += 1  # not through pool_event: the pool client never saw this share
+        log.info("%s: share for job %s found after a clean job; counted stale, not sent",
+                 share.device, share.job.job_id)
+        self._on_event("share", {"result": "stale", "device": share.device, "job_id": share.job.job_id,
+                                 "difficulty": share.job.difficulty, "share_difficulty": share.difficulty,
+                                 "reason": "job replaced by a clean job", "local": True})
+
+    def pool_event(self, kind: str, data: dict) -> None:
+        """Event sink for the pool manager (loop thread): account share outcomes per device, then forward."""
+        if kind == "share":
+            self._account_share(data)
+        self._on_event(kind, data)
+
+    def _account_share(self, data: dict) -> None:
         st = self._by_name.get(data.get("device", ""))
         result = data.get("result")
         diff = float(data.get("difficulty") or 0.0)
@@ -278,7 +296,7 @@ class Engine:
     def _hw_error(self, st: _DeviceState, why: str) -> bool:
         st.hw_errors += 1
         log.warning("%s: hardware error: %s (%d so far)", st.device.name, why, st.hw_errors)
-        self._on_event("device", {"device": st.device.name, "event": "hw_error", "detail": why,
+        self._on_event("device", {"device": st.device.name, "state": "hw_error", "detail": why,
                                   "hw_errors": st.hw_errors})
         if st.hw_errors >= self._hw_error_limit and st.hw_errors > st.good_nonces:
             self._disable(st, f"{st.hw_errors} hardware errors against {st.good_nonces} good nonces")
@@ -289,7 +307,7 @@ class Engine:
             return
         st.status = "disabled"
         log.error("%s: disabled: %s; the other devices keep mining", st.device.name, why)
-        self._on_event("device", {"device": st.device.name, "event": "disabled", "detail": why})
+        self._on_event("device", {"device": st.device.name, "state": "disabled", "detail": why})
         for fn in st.listeners:
             fn()
         with self._cond:
@@ -311,7 +329,7 @@ class Engine:
                 dev.selftest()
                 if st.status != "disabled":
                     st.status = "alive"
-                self._on_event("device", {"device": dev.name, "event": "started", "kind": dev.kind,
+                self._on_event("device", {"device": dev.name, "state": "started", "kind": dev.kind,
                                           "model": st.info.get("model", "")})
                 dev.run(ctx)
                 return
@@ -320,14 +338,14 @@ class Engine:
                 st.restarts += 1
                 st.status = "sick"
                 log.warning("%s: device gone (%s); retry %d of %d", dev.name, exc, attempts, self._device_retries)
-                self._on_event("device", {"device": dev.name, "event": "gone", "detail": str(exc)})
+                self._on_event("device", {"device": dev.name, "state": "gone", "detail": str(exc)})
             except Exception as exc:  # any failure is isolated to this device
                 attempts += 1
                 st.restarts += 1
                 st.status = "sick"
                 kind = "error" if isinstance(exc, DeviceError) else type(exc).__name__
                 log.error("%s: %s: %s; retry %d of %d", dev.name, kind, exc, attempts, self._device_retries)
-                self._on_event("device", {"device": dev.name, "event": "failed", "detail": str(exc)})
+                self._on_event("device", {"device": dev.name, "state": "failed", "detail": str(exc)})
             finally:
                 try:
                     dev.close()
@@ -336,7 +354,7 @@ class Engine:
             if attempts > self._device_retries:
                 st.status = "dead"
                 log.error("%s: giving up after %d failures; the other devices keep mining", dev.name, attempts)
-                self._on_event("device", {"device": dev.name, "event": "dead"})
+                self._on_event("device", {"device": dev.name, "state": "dead"})
                 self._check_all_dead()
                 return
             with self._cond:  # back off before reopening, waking early on shutdown
@@ -501,14 +519,14 @@ class Engine:
         if pools:
             acc = sum(p.accepted for p in pools)
             rej = sum(p.rejected for p in pools)
-            stale = sum(p.stale for p in pools)
+            stale = sum(p.stale for p in pools) + self._engine_stale
             dacc = sum(p.difficulty_accepted for p in pools)
             drej = sum(p.difficulty_rejected for p in pools)
             dstale = sum(p.difficulty_stale for p in pools)
             best = max([p.best_share for p in pools] + [d.best_share for d in devices])
             blocks = sum(p.blocks for p in pools)
         else:
-            acc, rej, stale = self._local["accepted"], 0, sum(d.stale for d in devices)
+            acc, rej, stale = self._local["accepted"], 0, self._engine_stale
             dacc = sum(d.difficulty_accepted for d in devices)
             drej = dstale = 0.0
             best = max([self._local["best"]] + [d.best_share for d in devices])

@@ -57,7 +57,8 @@ class JsonEvents:
         self._lock = threading.Lock()
 
     def __call__(self, kind: str, data: dict) -> None:
-        line = json.dumps({"event": kind, "time": round(time.time(), 3), **data}, default=str)
+        fields = {k: v for k, v in data.items() if k not in ("event", "time")}
+        line = json.dumps({"event": kind, "time": round(time.time(), 3), **fields}, default=str)
         with self._lock:
             try:
                 self._stream.write(line + "\n")

@@ -1,0 +1,232 @@
+"""The engine with real CPU devices (the C core) and devices that misbehave.
+
+The pool side here is a recording stand-in for the pool client: these tests are
+about dispatch. The engine against the real third-party pool is in
+test_end_to_end.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+
+import pytest
+
+from miner.backend import Device
+from miner.backends.cpu import CPUDevice
+from miner.engine import Engine
+from miner.errors import DeviceError
+from miner.job import Job, dsha256, swap_words
+from miner.difficulty import hash_value
+
+
+def make_job(job_id: str, difficulty: float = 0.00005, clean: bool = True, en1: bytes = b"\x08\x00\x00\x02",
+             prev: str = "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000") -> Job:
+    return Job(job_id, swap_words(bytes.fromhex(prev)), bytes.fromhex("01000000010000" + job_id.encode().hex()),
+               bytes.fromhex("ffffffff0100f2052a01000000"), (dsha256(job_id.encode()),), 0x20000000,
+               0x1D00FFFF, 0x504E86B9, clean, en1, 4, difficulty)
+
+
+class RecordingPools:
+    """Stands in for the pool client: records what the engine would send."""
+
+    def __init__(self) -> None:
+        self.submitted = []
+        self.closed = False
+        self.active_pool_id = 0
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        self.closed = True
+
+    def submit(self, share) -> None:
+        self.submitted.append((time.perf_counter(), share))
+
+    def snapshots(self):
+        return []
+
+
+class EngineThread:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        async def main():
+            self.loop = asyncio.get_running_loop()
+            await self.engine.run()
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def __enter__(self):
+        self.thread.start()
+        wait_for(lambda: self.loop is not None)
+        return self
+
+    def call(self, fn, *args):
+        """Run fn on the loop thread and wait for it (as the pool client would call the engine)."""
+        done = threading.Event()
+        self.loop.call_soon_threadsafe(lambda: (fn(*args), done.set()))
+        assert done.wait(5)
+
+    def __exit__(self, *exc):
+        self.engine.stop("test over")
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+        if self.error:
+            raise self.error
+
+
+def wait_for(cond, timeout: float = 10.0, step: float = 0.01) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(step)
+
+
+def test_clean_job_moves_every_device_and_old_shares_are_not_sent():
+    pools = RecordingPools()
+    engine = Engine([CPUDevice("cpu0"), CPUDevice("cpu1")], pools)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, make_job("a1"))
+        wait_for(lambda: {s.device for _, s in pools.submitted} == {"cpu0", "cpu1"})
+        switch_at = [0.0]
+        job2 = make_job("b2", prev="00" * 32)
+
+        def switch():
+            switch_at[0] = time.perf_counter()
+            engine.on_job(job2)
+        et.call(switch)
+        wait_for(lambda: {s.device for t, s in pools.submitted if s.job is job2} == {"cpu0", "cpu1"})
+    after = [s for t, s in pools.submitted if t >= switch_at[0]]
+    assert after and all(s.job is job2 for s in after), "a share of the replaced job was sent after clean_jobs"
+    # every sent share was re-checked on the host and meets its job's target
+    for _, s in pools.submitted:
+        assert hash_value(dsha256(s.job.header(s.extranonce2, s.ntime, s.nonce, s.version))) <= s.job.share_target
+    assert len(engine.switch_latencies) >= 2
+    # devices never hash the same header: distinct extranonce2 per device per job
+    per_job = {}
+    for _, s in pools.submitted:
+        per_job.setdefault((s.job.job_id, s.extranonce2), set()).add(s.device)
+    assert all(len(devs) == 1 for devs in per_job.values())
+
+
+def test_non_clean_job_is_picked_up_and_old_job_shares_still_count():
+    pools = RecordingPools()
+    engine = Engine([CPUDevice("cpu0")], pools)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, make_job("j1"))
+        wait_for(lambda: len(pools.submitted) >= 3)
+        j2 = make_job("j2", clean=False)
+        et.call(engine.on_job, j2)
+        wait_for(lambda: any(s.job is j2 for _, s in pools.submitted))
+    assert engine.snapshot().stale == 0
+
+
+class LyingDevice(Device):
+    """Claims random nonces meet the share target: every one is a hardware error."""
+    kind = "asic"
+
+    def run(self, ctx):
+        rng = random.Random(1)
+        while not ctx.stopping:
+            work = ctx.next_work(1 << 20, timeout=0.5)
+            if work is None:
+                continue
+            ctx.submit(work, rng.getrandbits(32))
+            time.sleep(0.005)
+
+
+def test_wrong_nonces_are_hardware_errors_never_submitted_and_device_is_disabled():
+    pools = RecordingPools()
+    engine = Engine([LyingDevice("liar"), CPUDevice("cpu0")], pools, hw_error_limit=10)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, make_job("x1", difficulty=1.0))  # random nonces essentially never meet diff 1
+        wait_for(lambda: engine.snapshot().devices[0].status == "disabled")
+        snap = engine.snapshot()
+        time.sleep(0.3)
+        assert engine.snapshot().devices[1].hashrate["av"] > 0
+    liar = snap.devices[0]
+    assert liar.hw_errors >= 10
+    assert not any(s.device == "liar" for _, s in pools.submitted)
+
+
+class CrashingDevice(Device):
+    kind = "asic"
+    runs = 0
+
+    def run(self, ctx):
+        CrashingDevice.runs += 1
+        ctx.next_work(1 << 16, timeout=1)
+        raise DeviceError("board reported a fatal fault")
+
+
+def test_a_failing_device_is_retried_then_isolated_while_others_mine():
+    pools = RecordingPools()
+    CrashingDevice.runs = 0
+    engine = Engine([CrashingDevice("bad"), CPUDevice("cpu0")], pools, device_retries=1)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, make_job("c1"))
+        wait_for(lambda: engine.snapshot().devices[0].status == "dead")
+        n = len(pools.submitted)
+        wait_for(lambda: len(pools.submitted) > n + 3)  # cpu0 still finds shares
+    assert CrashingDevice.runs == 2  # first try + one retry
+
+
+def test_pause_stops_hashing_and_resume_restarts_within_a_second():
+    pools = RecordingPools()
+    engine = Engine([CPUDevice("cpu0")], pools)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, make_job("p1"))
+        wait_for(lambda: engine._meter.total > 0)
+        engine.pause("test window")
+        time.sleep(0.3)  # let the aborted chunk report
+        before = engine._meter.total
+        time.sleep(0.5)
+        assert engine._meter.total == before, "still hashing while paused"
+        assert engine.snapshot().paused and engine.snapshot().pause_reason == "test window"
+        t0 = time.monotonic()
+        engine.resume("test window")
+        wait_for(lambda: engine._meter.total > before, timeout=1.0)
+        assert time.monotonic() - t0 < 1.0
+        assert not pools.closed  # pool session untouched by the pause
+
+
+def test_version_rolling_devices_get_the_mask_and_host_checks_rolled_versions():
+    seen = []
+
+    class Roller(Device):
+        kind = "asic"
+
+        def run(self, ctx):
+            work = ctx.next_work(1 << 32, version_rolling=True, timeout=2)
+            seen.append(work)
+            # a version outside the mask must be a hardware error, not a share
+            ctx.submit(work, 0, version=work.version ^ 0x1, claimed_target=(1 << 256) - 1)
+            while not ctx.stopping:
+                time.sleep(0.01)
+
+    pools = RecordingPools()
+    job = make_job("v1")
+    job = Job(**{f: getattr(job, f) for f in ("job_id", "prevhash", "coinb1", "coinb2", "merkle_branch", "version",
+                                               "nbits", "ntime", "clean", "extranonce1", "extranonce2_size",
+                                               "difficulty")}, version_mask=0x1FFFE000)
+    engine = Engine([Roller("roller")], pools)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, job)
+        wait_for(lambda: engine.snapshot().devices[0].hw_errors == 1)
+    assert seen[0].device_version_mask == 0x1FFFE000
+
+
+@pytest.mark.parametrize("bits,mask,expect", [(1, 0x1FFFE000, 0x2000), (3, 0x1FFFE000, 0x6000), (1, 0, None)])
+def test_spread_bits(bits, mask, expect):
+    from miner.engine import _spread_bits
+    assert _spread_bits(bits, mask) == expect
