@@ -378,10 +378,9 @@ class ApiCommands:
 
     def resume(self, _p: str | None) -> dict:
         self.curtailer.release("api", "resumed by API command")
-        left = self.curtailer.reasons()
-        if left:
-            why = "; ".join(f"{k}: {v}" for k, v in sorted(left.items()))
-            return reply(status("I", MSG_STILLPAUSED, f"API pause cleared; still paused by {why}"))
+        snap = self.control.snapshot()
+        if snap.paused:
+            return reply(status("I", MSG_STILLPAUSED, f"API pause cleared; still paused by {snap.pause_reason}"))
         return reply(status("S", MSG_RESUMED, "Mining resumed"))
 
     def quit(self, _p: str | None) -> dict:
@@ -531,7 +530,7 @@ class ApiServer:
         if not self._slots.acquire(blocking=False):
             log.warning("API: too many connections (%d); refusing %s", MAX_CONNECTIONS, host)
             self._send(conn, reply(status("E", MSG_BUSY, f"Too many connections (limit {MAX_CONNECTIONS})")))
-            conn.close()
+            self._finish(conn, drain_s=0.05)
             return
         t = threading.Thread(target=self._serve, args=(conn, host, level == "write"), name="api-conn", daemon=True)
         t.start()
@@ -557,7 +556,7 @@ class ApiServer:
             log.exception("API: connection from %s failed", host)
         finally:
             try:
-                conn.close()
+                self._finish(conn)
             finally:
                 self._slots.release()
 
@@ -616,6 +615,21 @@ class ApiServer:
             conn.sendall(encode(obj))
         except OSError as e:
             log.debug("API: reply not delivered: %s", e)
+
+    @staticmethod
+    def _finish(conn: socket.socket, drain_s: float = 0.2) -> None:
+        """Close without a reset: closing with unread input makes the kernel send RST,
+        and the client may then lose the reply it has not read yet."""
+        try:
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(drain_s)
+            for _ in range(4):
+                if not conn.recv(MAX_REQUEST):
+                    break
+        except OSError:
+            pass
+        finally:
+            conn.close()
 
     def close(self) -> None:
         self._stop.set()

@@ -44,44 +44,39 @@ class Curtailer:
         self.control = control
         self.sources = list(sources or ())
         self._lock = threading.Lock()
-        self._reasons: dict[str, str] = {}   # key -> human-readable reason
-        self._applied: str | None = None     # the reason string last given to control.pause
+        self._reasons: dict[str, str] = {}   # key -> the reason string given to control.pause
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.changes = 0                     # state changes applied (pause or resume calls)
 
     # -- the reason set ------------------------------------------------------
+    # The engine keeps its own set of pause reasons keyed by the reason string
+    # (pause(r) adds r, resume(r) removes r), so each source's reason string is
+    # kept stable while it holds, and is removed with exactly the string it added.
     def hold(self, key: str, text: str) -> None:
-        """Source `key` wants mining paused because of `text`."""
+        """Source `key` wants mining paused because of `text` (keep `text` stable while holding)."""
+        reason = f"{key}: {text}"
         with self._lock:
-            if self._reasons.get(key) == text:
+            old = self._reasons.get(key)
+            if old == reason:
                 return
-            log.info("curtailment: pause requested by %s: %s", key, text)
-            self._reasons[key] = text
-            self._apply(f"{key} cleared")
+            self._reasons[key] = reason
+            log.warning("curtailment: pause by %s", reason)
+            self.control.pause(reason)
+            if old is not None:  # reason changed: add the new one before dropping the old, no gap
+                self.control.resume(old)
+            self.changes += 1
 
-    def release(self, key: str, text: str = "") -> None:
-        """Source `key` no longer wants a pause."""
+    def release(self, key: str, why: str = "") -> None:
+        """Source `key` no longer wants a pause; `why` goes to the log."""
         with self._lock:
-            if key not in self._reasons:
+            old = self._reasons.pop(key, None)
+            if old is None:
                 return
-            del self._reasons[key]
-            log.info("curtailment: %s no longer requests a pause%s", key, f": {text}" if text else "")
-            self._apply(f"{key}: {text}" if text else f"{key} cleared")
-
-    def _apply(self, resume_why: str) -> None:
-        # Called with the lock held so pause/resume reach the engine in order.
-        if self._reasons:
-            reason = "; ".join(f"{k}: {v}" for k, v in sorted(self._reasons.items()))
-            if reason != self._applied:
-                log.warning("mining paused (%s)", reason)
-                self.control.pause(reason)
-                self._applied = reason
-                self.changes += 1
-        elif self._applied is not None:
-            log.warning("mining resumed (%s)", resume_why)
-            self.control.resume(resume_why)
-            self._applied = None
+            left = len(self._reasons)
+            log.warning("curtailment: %s cleared%s%s", key, f" ({why})" if why else "",
+                        f"; {left} other reason(s) still hold" if left else "")
+            self.control.resume(old)
             self.changes += 1
 
     def reasons(self) -> dict[str, str]:
@@ -200,7 +195,7 @@ class ScheduleSource(Source):
     def poll(self, c: Curtailer) -> None:
         hit = self.active()
         if hit:
-            c.hold(self.key, f"window {hit} (local time)")
+            c.hold(self.key, f"window {hit} local time")
         else:
             c.release(self.key, "outside all pause windows")
 
@@ -296,7 +291,9 @@ class PriceSource(Source):
         if self.max_price is None:
             return
         if p > self.max_price:
-            c.hold(self.key, f"energy price {p:g} > max {self.max_price:g}")
+            if self.key not in c.reasons():
+                log.warning("energy price %g > max %g per kWh", p, self.max_price)
+            c.hold(self.key, f"energy price above {self.max_price:g}/kWh")
         elif p <= self.resume_price:
             c.release(self.key, f"energy price {p:g} <= {self.resume_price:g}")
 
@@ -374,7 +371,9 @@ class ProfitSource(Source):
         self.last = e
         rev, cost = e.revenue_per_day, e.cost_per_day
         if rev < cost:
-            c.hold(self.key, f"revenue {rev:.4f}/day < energy cost {cost:.4f}/day")
+            if self.key not in c.reasons():
+                log.warning("profit check: revenue %.4f/day < energy cost %.4f/day", rev, cost)
+            c.hold(self.key, "expected revenue below energy cost")
         elif rev >= cost * (1 + self.resume_margin):
             c.release(self.key, f"revenue {rev:.4f}/day >= energy cost {cost:.4f}/day")
 

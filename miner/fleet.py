@@ -31,7 +31,14 @@ def _port(s: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every fleet flag on the main `miner` command (API, metrics, power, curtailment)."""
+    """Every fleet flag on the main `miner` command (API, metrics, power, curtailment).
+
+    Turns off abbreviated long options on `parser`: argparse matches prefixes of
+    the main parser's flags against every argument, subcommand arguments included,
+    so `miner profit --price 85000` would be refused as an ambiguous abbreviation
+    of --price-command/--price-url/... (and config keys are full names anyway).
+    """
+    parser.allow_abbrev = False
     g = parser.add_argument_group("monitoring API (cgminer-compatible)")
     g.add_argument("--api-listen", dest="api_listen", action="store_true",
                    help=f"serve the cgminer-compatible API (default 127.0.0.1:{DEFAULT_API_PORT})")

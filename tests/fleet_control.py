@@ -45,8 +45,7 @@ class FakeControl:
         self.pools = list(pools if pools is not None else (pool(0), pool(1, "stratum+tcp://127.0.0.1:3334", False)))
         self.network_difficulty = network_difficulty
         self.watts = watts
-        self.paused = False
-        self.pause_reason = ""
+        self.reasons: dict[str, str] = {}   # like the engine: pause(r) adds r, resume(r) removes r
         self.calls: list[tuple] = []
         self.quit_called = threading.Event()
         self.restart_called = threading.Event()
@@ -56,6 +55,10 @@ class FakeControl:
         self.rate = sum(d.hashrate["av"] for d in self.devices)
         self._hashes = self.rate * 600
         self._last = time.monotonic()
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.reasons)
 
     def _advance(self) -> None:
         now = time.monotonic()
@@ -76,7 +79,7 @@ class FakeControl:
             cur = next((p.id for p in self.pools if p.active), None)
             return MinerSnapshot(
                 version="0.1.0", started_at=self.started, elapsed=elapsed, paused=self.paused,
-                pause_reason=self.pause_reason, hashrate=total, effective_hashrate=total["av"] * 0.95,
+                pause_reason="; ".join(self.reasons), hashrate=total, effective_hashrate=total["av"] * 0.95,
                 accepted=sum(p.accepted for p in self.pools), rejected=sum(p.rejected for p in self.pools),
                 stale=sum(p.stale for p in self.pools), hw_errors=sum(d.hw_errors for d in self.devices),
                 difficulty_accepted=sum(p.difficulty_accepted for p in self.pools),
@@ -95,13 +98,16 @@ class FakeControl:
         with self._lock:
             self._advance()
             self.calls.append(("pause", reason))
-            self.paused, self.pause_reason = True, reason
+            self.reasons[reason] = reason
 
-    def resume(self, reason: str) -> None:
+    def resume(self, reason: str = "") -> None:
         with self._lock:
             self._advance()
             self.calls.append(("resume", reason))
-            self.paused, self.pause_reason = False, ""
+            if reason:
+                self.reasons.pop(reason, None)
+            else:
+                self.reasons.clear()
 
     def _pool(self, pool_id: int) -> int:
         for i, p in enumerate(self.pools):
