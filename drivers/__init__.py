@@ -1,0 +1,1 @@
+"""ASIC board drivers (stub)."""

@@ -1,0 +1,219 @@
+"""BM13xx chain driver (BM1397, BM1366, BM1368, BM1370) over any Transport.
+
+Bring-up, in the order the chips need it:
+  1. read-all register 0: every chip answers with its chip id; count them;
+  2. chain-inactive, then one set-address per chip, spaced 256/n apart;
+  3. ticket mask (difficulty the chips report at) and, for rolling chips, the version mask;
+  4. PLL ramp from 50 MHz to the target clock in small steps (a jump can brown out the board).
+Mining: a new job at the chip's interval or at once on a new job generation;
+job ids step by 8 (4 on the BM1397) so a reply names its job in the high bits;
+every reply is CRC-checked, de-duplicated and re-hashed on the host.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from miner.backend import DeviceContext, Work
+from miner.difficulty import target_from_difficulty
+from miner.errors import DeviceError, DeviceGone
+
+from miner.drivers import bm13xx_proto as P
+from miner.drivers import midstate as MS
+from miner.drivers.base import ASICDevice, silence_limit
+from miner.drivers.chips import ChipFacts
+from miner.drivers.transport import Transport
+
+log = logging.getLogger(__name__)
+
+RAMP_START_MHZ = 50.0
+RAMP_STEP_MHZ = 25.0
+JOB_HISTORY = 16          # jobs whose late replies are still accepted
+DUP_WINDOW = 4096         # recent (job, nonce, version) keys kept for the duplicate filter
+
+
+def _spread(bits: int, mask: int) -> int:
+    """Place the low bits of ``bits`` into the set bits of ``mask`` (lowest first)."""
+    out, i = 0, 0
+    for pos in range(32):
+        if mask >> pos & 1:
+            if bits >> i & 1:
+                out |= 1 << pos
+            i += 1
+    return out
+
+
+class BM13xxDevice(ASICDevice):
+    """A chain of identical BM13xx chips behind one UART."""
+
+    def __init__(self, name: str, transport: Transport, facts: ChipFacts,
+                 options: dict[str, Any] | None = None) -> None:
+        super().__init__(name, transport, options)
+        self.facts = facts
+        self.model = facts.model
+        self.freq_mhz = float(self.options.get("freq", facts.default_freq_mhz))
+        self.expect_chips = int(self.options["chips"]) if "chips" in self.options else None
+        self.ramp_delay = float(self.options.get("ramp_delay", 0.01))
+        self.job_interval = float(self.options.get("job_interval", facts.job_interval_s))
+        self.silence_s = float(self.options["silence"]) if "silence" in self.options else None
+        if "diff" not in self.options:
+            self.ticket_diff = float(facts.default_ticket_diff)
+        if self.ticket_diff >= 1:
+            # The register holds a power of two; claim exactly what the chips are told.
+            self.ticket_diff = float(P.ticket_diff_from_value(P.ticket_mask_value(int(self.ticket_diff))))
+        # Below 1 only an emulator in test mode (--diff) can report; the host still re-checks every nonce.
+        self.claimed_target = target_from_difficulty(self.ticket_diff)
+        self.chips = 0
+        self._version_mask: int | None = None
+        self._job_id = 0
+        self._jobs: OrderedDict[int, tuple[Work, tuple[int, ...]]] = OrderedDict()
+        self._seen: OrderedDict[tuple, None] = OrderedDict()
+        self._reader = P.ReplyReader(facts.reply_len)
+        self.jobs_sent = 0
+
+    # -- bring-up ---------------------------------------------------------
+    def init_hw(self) -> None:
+        t = self.transport
+        t.flush_input()
+        self._reader = P.ReplyReader(self.facts.reply_len)
+        self._version_mask = None
+        t.write(P.read_reg(P.REG_CHIP_ID))
+        ids = self._collect_register_replies(P.REG_CHIP_ID, quiet=0.3, limit=2.0)
+        if not ids:
+            raise DeviceGone(f"{self.name}: no {self.facts.model} answered the chip-id read")
+        wrong = {v >> 16 for v in ids if v >> 16 != self.facts.chip_id}
+        if wrong:
+            raise DeviceError(f"{self.name}: chain reports chip id(s) {', '.join(f'{w:04x}' for w in wrong)}, "
+                              f"expected {self.facts.chip_id:04x} ({self.facts.model})")
+        self.chips = len(ids)
+        if self.expect_chips is not None and self.chips != self.expect_chips:
+            log.warning("%s: %d chips answered, %d expected", self.name, self.chips, self.expect_chips)
+        t.write(P.chain_inactive())
+        step = 256 // self.chips
+        for i in range(self.chips):
+            t.write(P.set_address(i * step))
+        t.write(P.write_reg(P.REG_TICKET_MASK, P.ticket_mask_value(max(1, int(self.ticket_diff)))))
+        self._ramp(self.freq_mhz)
+        log.info("%s: %d x %s at %.1f MHz, ticket difficulty %g", self.name, self.chips, self.facts.model,
+                 self.freq_mhz, self.ticket_diff)
+
+    def _collect_register_replies(self, reg: int, quiet: float, limit: float) -> list[int]:
+        values: list[int] = []
+        deadline = time.monotonic() + limit
+        last = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last < quiet:
+            data = self.transport.read(64, 0.05)
+            if data:
+                last = time.monotonic()
+            for r in self._reader.feed(data):
+                if not r.is_nonce and r.b7 == reg:
+                    values.append(r.value)
+        self._account_reader()
+        return values
+
+    def _ramp(self, target: float) -> None:
+        f = min(RAMP_START_MHZ, target)
+        while True:
+            self.transport.write(P.write_reg(P.REG_PLL, P.pll_for(f).value()))
+            if f >= target:
+                break
+            if self.ramp_delay:
+                time.sleep(self.ramp_delay)
+            f = min(target, f + RAMP_STEP_MHZ)
+        self.freq_mhz = P.pll_for(target).mhz
+
+    # -- mining -----------------------------------------------------------
+    def nominal_hashrate(self) -> float:
+        return self.facts.hashrate(self.freq_mhz, max(self.chips, 1))
+
+    def _send(self, work: Work) -> None:
+        mask = work.device_version_mask if self.facts.rolls_versions or self.facts.midstates else 0
+        step = 4 if self.facts.midstates else 8
+        self._job_id = (self._job_id + step) % 128
+        if self.facts.midstates:
+            n = self.facts.midstates if mask else 1
+            versions = tuple((work.version & ~mask) | _spread(i, mask) for i in range(n))
+            mids = [P.midstate_bytes(MS.midstate(work.job.header(work.extranonce2, work.ntime, 0, v,
+                                                                  work.merkle_root))) for v in versions]
+            payload = P.midstate_job(self._job_id, work.header, mids, 0)
+        else:
+            if mask != self._version_mask:
+                self.transport.write(P.write_reg(P.REG_VERSION_MASK, P.version_mask_value(mask)))
+                self._version_mask = mask
+            versions = (work.version,)
+            payload = P.full_header_job(self._job_id, work.header, 0)
+        self._jobs[self._job_id] = (work, versions)
+        self._jobs.move_to_end(self._job_id)
+        while len(self._jobs) > JOB_HISTORY:
+            self._jobs.popitem(last=False)
+        self.transport.write(P.job_frame(payload))
+        self.jobs_sent += 1
+
+    def mine(self, ctx: DeviceContext) -> None:
+        rolling = self.facts.rolls_versions or self.facts.midstates > 1
+        quiet_limit = self.silence_s or silence_limit(self.nominal_hashrate(), self.ticket_diff)
+        last_nonce = time.monotonic()
+        work: Work | None = None
+        sent_at = 0.0
+        while not ctx.stopping:
+            now = time.monotonic()
+            if work is None or ctx.generation != work.generation or now - sent_at >= self.job_interval:
+                nxt = ctx.next_work(timeout=0.5, version_rolling=rolling)
+                if nxt is None:
+                    continue
+                if work is None:
+                    last_nonce = now  # the silence clock starts with the first job
+                work = nxt
+                self._send(work)
+                sent_at = time.monotonic()
+            data = self.transport.read(self.facts.reply_len * 16, 0.05)
+            if data:
+                for r in self._reader.feed(data):
+                    if r.is_nonce:
+                        last_nonce = time.monotonic()
+                        self._handle_nonce(ctx, r)
+                self._account_reader()
+            if time.monotonic() - last_nonce > quiet_limit:
+                self.count("silences")
+                log.warning("%s: no nonce for %.1f s; re-initialising the chain", self.name, quiet_limit)
+                self.init_hw()
+                work, last_nonce = None, time.monotonic()
+
+    def _account_reader(self) -> None:
+        r = self._reader
+        if r.garbage or r.bad_crc:
+            self.count("garbage_bytes", r.garbage)
+            self.count("crc_errors", r.bad_crc)
+            r.garbage = r.bad_crc = 0
+
+    def _handle_nonce(self, ctx: DeviceContext, r: P.Reply) -> None:
+        if self.facts.midstates:
+            job_id, version_index, rolled = r.b7 & 0xFC, r.b6, 0
+        else:
+            job_id, version_index, rolled = (r.b7 & 0xF0) >> 1, 0, r.version << 13
+        entry = self._jobs.get(job_id)
+        if entry is None or version_index >= len(entry[1]):
+            self.count("stale")
+            return
+        work, versions = entry
+        version = versions[version_index] | rolled
+        nonce = r.nonce & 0xFFFFFFFF
+        key = (job_id, id(work), nonce, version)
+        if key in self._seen:
+            self.count("duplicates")
+            return
+        self._seen[key] = None
+        if len(self._seen) > DUP_WINDOW:
+            self._seen.popitem(last=False)
+        if not work.nonce_start <= nonce < work.nonce_start + work.nonce_count:
+            self.count("stale")
+            return
+        chip = ((nonce >> 24) & 0xFF) // (256 // max(self.chips, 1))
+        self.report(ctx, work, nonce, version=None if version == work.version else version, chip=chip)
+
+    def describe(self) -> dict[str, Any]:
+        return {"chips": self.chips, "frequency_mhz": self.freq_mhz,
+                "nominal_hashrate": self.nominal_hashrate(),
+                "watts": self.facts.watts(self.freq_mhz, max(self.chips, 1)), "jobs_sent": self.jobs_sent}

@@ -1,0 +1,170 @@
+"""Icarus-protocol sticks (Block Erupter, Antminer U1-U3, Icarus) over any Transport.
+
+Work packet, 64 bytes (host -> stick):
+  offset 0   midstate, state words h7..h0, each big-endian
+        32   20 zero bytes
+        52   header[72:76] (nbits) | 56 header[68:72] (ntime) | 60 header[64:68] (merkle tail)
+Reply: header bytes 76..79 (4 bytes; U1-U3 add a work-id byte). The stick walks
+the nonce as a big-endian counter of those bytes, so a reply's counter value
+over the time since the work was sent is the stick's hashrate; that estimate
+sets when the next work goes out, before the 2^32 range runs dry (the stick
+falls silent then).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from miner.backend import DeviceContext, Work
+from miner.errors import DeviceError
+from miner.job import dsha256
+
+from miner.drivers import midstate as MS
+from miner.drivers.base import ASICDevice, silence_limit
+from miner.drivers.chips import ICARUS_MODELS, IcarusFacts
+from miner.drivers.transport import Transport
+
+log = logging.getLogger(__name__)
+
+# Golden work (block 171874): the work packet and the 4 reply bytes every healthy stick returns.
+GOLDEN_WORK = bytes.fromhex(
+    "4679ba4ec99876bf4bfe086082b400254df6c356451471139a3afa71e48f544a"
+    "000000000000000000000000000000000000000087320b1a1426674f2fa722ce")
+GOLDEN_REPLY = bytes.fromhex("000187a2")
+RANGE = 1 << 32
+SWITCH_AT = 0.8           # send new work after this fraction of the full-range time
+
+
+def work_packet(header: bytes) -> bytes:
+    state = MS.midstate(header)
+    mid = b"".join(w.to_bytes(4, "big") for w in reversed(state))
+    return mid + bytes(20) + header[72:76] + header[68:72] + header[64:68]
+
+
+def parse_work_packet(packet: bytes) -> tuple[tuple[int, ...], bytes]:
+    """(midstate words h0..h7, header bytes 64..75) of a 64-byte work packet."""
+    mid = tuple(int.from_bytes(packet[i:i + 4], "big") for i in range(28, -1, -4))
+    return mid, packet[60:64] + packet[56:60] + packet[52:56]
+
+
+class IcarusDevice(ASICDevice):
+    def __init__(self, name: str, transport: Transport, facts: IcarusFacts,
+                 options: dict[str, Any] | None = None) -> None:
+        super().__init__(name, transport, options)
+        self.facts = facts
+        self.model = facts.model
+        self.estimate = float(self.options.get("hashrate", facts.hashrate))
+        self._samples: deque[float] = deque(maxlen=15)
+        self.silence_s = float(self.options["silence"]) if "silence" in self.options else None
+        self.works_sent = 0
+
+    def init_hw(self) -> None:
+        self.transport.flush_input()
+        self.selftest()
+
+    def selftest(self) -> None:
+        """Golden work must come back with its known nonce (an emulator in test mode may send
+        easier nonces first; the golden one still has to arrive)."""
+        self.transport.write(GOLDEN_WORK)
+        deadline = time.monotonic() + float(self.options.get("golden_timeout", 3.0))
+        buf = bytearray()
+        while time.monotonic() < deadline:
+            buf += self.transport.read(self.facts.reply_len, 0.1)
+            while len(buf) >= self.facts.reply_len:
+                if bytes(buf[:4]) == GOLDEN_REPLY:
+                    self.transport.write(bytes(64))  # park the stick on empty work until real work comes
+                    time.sleep(0.05)
+                    self.transport.flush_input()
+                    return
+                del buf[:1]  # slide: the golden reply may sit at any offset after noise
+        raise DeviceError(f"{self.name}: no golden nonce from the golden work (not an Icarus device?)")
+
+    # -- mining -----------------------------------------------------------
+    def _valid(self, work: Work, nonce: int) -> bool:
+        header = work.job.header(work.extranonce2, work.ntime, nonce, work.version, work.merkle_root)
+        return int.from_bytes(dsha256(header), "little") <= self.claimed_target
+
+    def range_time(self) -> float:
+        return RANGE / max(self.estimate, 1.0)
+
+    def mine(self, ctx: DeviceContext) -> None:
+        buf = bytearray()
+        cur: Work | None = None
+        prev: Work | None = None
+        sent_at = switched_at = 0.0
+        last_nonce = time.monotonic()
+        L = self.facts.reply_len
+        while not ctx.stopping:
+            now = time.monotonic()
+            if cur is None or ctx.generation != cur.generation or now - sent_at >= SWITCH_AT * self.range_time():
+                nxt = ctx.next_work(timeout=0.5)
+                if nxt is None:
+                    continue
+                if cur is None:
+                    last_nonce = now
+                prev, cur = cur, nxt
+                self.transport.write(work_packet(cur.header))
+                self.works_sent += 1
+                sent_at = switched_at = time.monotonic()
+            data = self.transport.read(64, 0.05)
+            if data:
+                buf += data
+                last_nonce = time.monotonic()
+            # Replies are fixed-size and unframed: after noise, find the alignment at which
+            # the bytes form a valid nonce again.
+            while len(buf) >= L:
+                chosen = self._place(buf[:4], cur, prev if time.monotonic() - switched_at < 1.0 else None)
+                if chosen is None:
+                    shift = next((k for k in range(1, min(len(buf) - L, 64) + 1) if
+                                  self._place(buf[k:k + 4], cur, prev) is not None), None)
+                    if shift is not None:
+                        self.count("garbage_bytes", shift)
+                        del buf[:shift]
+                        continue
+                    if len(buf) < 2 * L - 1 and not data:
+                        # Not enough bytes yet to tell noise from a bad nonce; wait briefly.
+                        if time.monotonic() - last_nonce < 0.1:
+                            break
+                    chosen = cur  # a wrong nonce: report it so it counts as a hardware error
+                counter = int.from_bytes(buf[:4], "big")
+                nonce = int.from_bytes(buf[:4], "little")
+                del buf[:L]
+                if chosen is cur and self._valid(cur, nonce):
+                    self._sample(counter, time.monotonic() - sent_at)
+                if chosen is not None:
+                    self.report(ctx, chosen, nonce)
+            limit = self.silence_s or silence_limit(self.estimate, self.ticket_diff)
+            if time.monotonic() - last_nonce > max(limit, self.range_time() * 1.2):
+                self.count("silences")
+                log.warning("%s: silent for %.1f s; re-checking with golden work", self.name, limit)
+                self.selftest()
+                cur, last_nonce = None, time.monotonic()
+
+    def _place(self, raw: bytes, cur: Work | None, prev: Work | None) -> Work | None:
+        nonce = int.from_bytes(raw, "little")
+        if cur is not None and self._valid(cur, nonce):
+            return cur
+        if prev is not None and self._valid(prev, nonce):
+            return prev  # in flight when the new work went out
+        return None
+
+    def _sample(self, counter: int, elapsed: float) -> None:
+        # Full-range timing: the counter reached ``counter`` after ``elapsed`` seconds.
+        if elapsed > 0.05 and counter > 1 << 20:
+            self._samples.append(counter / elapsed)
+            if len(self._samples) >= 3:
+                self.estimate = statistics.median(self._samples)
+
+    def describe(self) -> dict[str, Any]:
+        return {"chips": 1, "nominal_hashrate": self.estimate, "watts": self.facts.watts,
+                "range_time_s": self.range_time(), "works_sent": self.works_sent}
+
+
+def load_golden(path: str | Path) -> tuple[bytes, bytes]:
+    g = json.loads(Path(path).read_text())
+    return bytes.fromhex(g["work"]), bytes.fromhex(g["reply"])

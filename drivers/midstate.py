@@ -1,0 +1,123 @@
+"""SHA-256 from a midstate: what Icarus sticks and the BM1397 are given instead of a header.
+
+The host side needs one compression per job (the midstate of header bytes
+0..63); the emulators need the rest of the double hash for many nonces, in the
+order the chip walks them. miner.core.scan takes whole headers and walks
+nonces in little-endian order, so it cannot serve a device that only knows a
+midstate; this module does, vectorised with numpy (about 1-2 MH/s on one core)
+and falling back to plain Python (about 10 kH/s) when numpy is absent.
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+
+try:  # optional: only the emulators of midstate chips use it
+    import numpy as _np
+except ImportError:  # pragma: no cover - exercised only without numpy
+    _np = None
+
+_K = (
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+)
+_IV = (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+_M = 0xFFFFFFFF
+
+
+def _rotr(x: int, n: int) -> int:
+    return ((x >> n) | (x << (32 - n))) & _M
+
+
+def compress(state: tuple[int, ...], block: bytes) -> tuple[int, ...]:
+    """One SHA-256 compression of a 64-byte block into ``state`` (8 words). Plain Python, host-side use."""
+    w = list(struct.unpack(">16I", block))
+    for i in range(16, 64):
+        s0 = _rotr(w[i - 15], 7) ^ _rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+        s1 = _rotr(w[i - 2], 17) ^ _rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+        w.append((w[i - 16] + s0 + w[i - 7] + s1) & _M)
+    a, b, c, d, e, f, g, h = state
+    for i in range(64):
+        t1 = (h + (_rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)) + ((e & f) ^ (~e & g)) + _K[i] + w[i]) & _M
+        t2 = ((_rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) & _M
+        a, b, c, d, e, f, g, h = (t1 + t2) & _M, a, b, c, (d + t1) & _M, e, f, g
+    return tuple((x + y) & _M for x, y in zip(state, (a, b, c, d, e, f, g, h)))
+
+
+def midstate(header: bytes) -> tuple[int, ...]:
+    """SHA-256 state words h0..h7 after header bytes 0..63."""
+    return compress(_IV, bytes(header[:64]))
+
+
+_PAD80 = b"\x80" + b"\x00" * 39 + struct.pack(">Q", 640)  # after header bytes 64..79
+
+
+def hash_from_midstate(mid: tuple[int, ...], tail: bytes) -> bytes:
+    """sha256d of a header given its midstate and bytes 64..79 (tail: 16 bytes). Digest as hashlib gives it."""
+    first = compress(mid, bytes(tail) + _PAD80)
+    return hashlib.sha256(struct.pack(">8I", *first)).digest()
+
+
+if _np is not None:
+    _KN = _np.array(_K, dtype=_np.uint32)
+    _PAD32 = [0x80000000] + [0] * 6 + [256]  # second hash: 32 bytes of digest, then padding
+
+    def _rotr_np(x, n):
+        return (x >> _np.uint32(n)) | (x << _np.uint32(32 - n))
+
+    def _compress_np(state, w):
+        """Vectorised compression: state is 8 arrays (or scalars), w is 16 arrays/scalars."""
+        w = list(w)
+        for i in range(16, 64):
+            x, y = w[i - 15], w[i - 2]
+            s0 = _rotr_np(x, 7) ^ _rotr_np(x, 18) ^ (x >> _np.uint32(3))
+            s1 = _rotr_np(y, 17) ^ _rotr_np(y, 19) ^ (y >> _np.uint32(10))
+            w.append(w[i - 16] + s0 + w[i - 7] + s1)
+        a, b, c, d, e, f, g, h = state
+        for i in range(64):
+            t1 = h + (_rotr_np(e, 6) ^ _rotr_np(e, 11) ^ _rotr_np(e, 25)) + ((e & f) ^ (~e & g)) + _KN[i] + w[i]
+            t2 = (_rotr_np(a, 2) ^ _rotr_np(a, 13) ^ _rotr_np(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))
+            a, b, c, d, e, f, g, h = t1 + t2, a, b, c, d + t1, e, f, g
+        return [x + y for x, y in zip(state, (a, b, c, d, e, f, g, h))]
+
+
+def scan_midstate(mid: tuple[int, ...], tail12: bytes, nonce_words: list[int] | range, target: int) -> list[int]:
+    """Header nonce words (bytes 76..79 read big-endian, the order Icarus counters walk) whose
+    double hash, as a little-endian integer, is <= target. Results keep the input order."""
+    if _np is None:
+        hits = []
+        for word in nonce_words:
+            h = hash_from_midstate(mid, tail12 + word.to_bytes(4, "big"))
+            if int.from_bytes(h, "little") <= target:
+                hits.append(word)
+        return hits
+    if isinstance(nonce_words, range):
+        words = _np.arange(nonce_words.start, nonce_words.stop, nonce_words.step, dtype=_np.uint64).astype(_np.uint32)
+    else:
+        words = _np.array(list(nonce_words), dtype=_np.uint32)
+    if words.size == 0:
+        return []
+    with _np.errstate(over="ignore"):
+        t = struct.unpack(">3I", bytes(tail12))
+        block = [_np.uint32(t[0]), _np.uint32(t[1]), _np.uint32(t[2]), words] + \
+            [_np.uint32(v) for v in struct.unpack(">12I", _PAD80)]
+        st = [_np.uint32(v) for v in mid]
+        first = _compress_np(st, block)
+        second = _compress_np([_np.uint32(v) for v in _IV], first + [_np.uint32(v) for v in _PAD32])
+    # The digest's little-endian integer: word 7 (byte-swapped) is the most significant.
+    # Filter on the top 32 bits first, then check the survivors exactly.
+    top = second[7].byteswap()
+    limit = min(target >> 224, _M)
+    cand = _np.nonzero(top <= _np.uint32(limit))[0]
+    hits = []
+    for i in cand.tolist():
+        digest = struct.pack(">8I", *(int(second[j][i]) for j in range(8)))
+        if int.from_bytes(digest, "little") <= target:
+            hits.append(int(words[i]))
+    return hits
