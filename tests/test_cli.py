@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -15,8 +16,9 @@ from miner import cli
 def run_miner(*args: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
     e = dict(os.environ)
     e.update(env or {})
+    # cwd outside the checkout: the installed package is what a user runs, not the source tree
     return subprocess.run([sys.executable, "-m", "miner", *args], capture_output=True, text=True,
-                          timeout=timeout, env=e, stdin=subprocess.DEVNULL)
+                          timeout=timeout, env=e, stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir())
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:
@@ -117,7 +119,7 @@ def test_json_events_are_one_object_per_line():
 
 def test_sigterm_stops_cleanly_with_a_summary():
     p = subprocess.Popen([sys.executable, "-m", "miner", "--benchmark", "-t", "1", "--status-interval", "0.3"],
-                         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
     try:
         # wait until it is mining
         line = ""
