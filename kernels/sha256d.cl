@@ -1,0 +1,135 @@
+/*
+ * Double SHA-256 nonce scan for OpenCL (miner/backends/opencl.py; PoCL in CI).
+ *
+ * Same algorithm and job layout as kernels/sha256d.cu: one work-item = one
+ * nonce (job->nonce_base + global id); the host precomputes the midstate,
+ * block-2 rounds 0..2, round 3 up to W3 and W16..W19 up to their nonce terms
+ * (miner/backends/gpu_common.py). A work-item does rounds 3..63 of block 2
+ * and rounds 0..60 of the second hash, rejects on the hash's top 32 bits,
+ * and settles ties on the top word with a full 256-bit recompute, so every
+ * nonce written to `found` meets the target. The host re-checks them anyway.
+ *
+ * found buffer contract: found[0] counts hits (atomic, may exceed found_cap);
+ * found[1 + i] for i < found_cap holds hits in no order. Zeroed by the host.
+ */
+#define SHA256_U32 uint
+#define SHA256_CONST __constant
+#include "sha256_common.h"
+
+/* OpenCL's rotate() turns left; one hardware rotate where the device has it. */
+#undef SHA256_ROTR
+#define SHA256_ROTR(x, n) rotate((uint)(x), (uint)(32 - (n)))
+
+#define BSWAP32(x) (rotate((x) & 0x00ff00ffu, 24u) | rotate((x) & 0xff00ff00u, 8u))
+
+/* Word offsets documented in gpu_common.py; all fields are uint. */
+typedef struct {
+    uint midstate[8];
+    uint st[8];          /* a..h after block-2 rounds 0..2 */
+    uint w[3];           /* block-2 words 0..2 */
+    uint w16, w17, w18_base, w19_base;
+    uint p3, t2_3;       /* round 3 precomputed: T1 - W3, T2 */
+    uint nonce_base;
+    uint target[8];      /* little-endian chunks, [7] most significant */
+    uint found_cap;
+    uint count;          /* work-items at or past count return at once */
+} sha256d_job;
+
+/* Round i on state array s, names rotating with i (constant after unrolling). */
+#define RND(s, i, wv)                                                          \
+    SHA256_ROUND(s[(0 - (i)) & 7], s[(1 - (i)) & 7], s[(2 - (i)) & 7],          \
+                 s[(3 - (i)) & 7], s[(4 - (i)) & 7], s[(5 - (i)) & 7],          \
+                 s[(6 - (i)) & 7], s[(7 - (i)) & 7], SHA256_K[i], wv)
+
+/* Rare path: the full 256-bit hash of one nonce against the target. */
+static bool sha256d_full_check(__constant const sha256d_job *job, uint nonce)
+{
+    uint w[16], s[8], h1[8];
+    const uint H[8] = {SHA256_H0, SHA256_H1, SHA256_H2, SHA256_H3,
+                       SHA256_H4, SHA256_H5, SHA256_H6, SHA256_H7};
+    for (int i = 0; i < 3; i++) w[i] = job->w[i];
+    w[3] = BSWAP32(nonce);
+    w[4] = 0x80000000u;
+    for (int i = 5; i < 15; i++) w[i] = 0u;
+    w[15] = 640u;
+    for (int i = 0; i < 8; i++) s[i] = job->midstate[i];
+#pragma unroll
+    for (int i = 0; i < 64; i++) {
+        if (i >= 16) SHA256_SCHED(w, i);
+        RND(s, i, w[i & 15]);
+    }
+    for (int i = 0; i < 8; i++) h1[i] = s[i] + job->midstate[i];
+    for (int i = 0; i < 8; i++) w[i] = h1[i];
+    w[8] = 0x80000000u;
+    for (int i = 9; i < 15; i++) w[i] = 0u;
+    w[15] = 256u;
+    for (int i = 0; i < 8; i++) s[i] = H[i];
+#pragma unroll
+    for (int i = 0; i < 64; i++) {
+        if (i >= 16) SHA256_SCHED(w, i);
+        RND(s, i, w[i & 15]);
+    }
+    for (int i = 7; i >= 0; i--) {
+        uint v = BSWAP32(s[i] + H[i]);
+        if (v != job->target[i]) return v < job->target[i];
+    }
+    return true;
+}
+
+__kernel void sha256d_scan(__constant const sha256d_job *job, volatile __global uint *found)
+{
+    const uint gid = (uint)get_global_id(0);
+    if (gid >= job->count) return;  /* the last work-group may stick out of the range */
+    const uint nonce = job->nonce_base + gid;
+    const uint w3 = BSWAP32(nonce);
+    uint w[16], s[8];
+
+    /* ---- hash 1, block 2, rounds 3..63 ---- */
+    /* st holds a..h after round 2; round i finds a at s[(0-i)&7], so load rotated. */
+#pragma unroll
+    for (int k = 0; k < 8; k++) s[(k - 3) & 7] = job->st[k];
+    {   /* round 3 with T1 and T2 precomputed up to W3 */
+        uint t1 = job->p3 + w3;
+        s[(3 - 3) & 7] += t1;             /* d += T1 */
+        s[(7 - 3) & 7] = t1 + job->t2_3;  /* h = T1 + T2 */
+    }
+    w[0] = job->w16;
+    w[1] = job->w17;
+    w[2] = job->w18_base + SHA256_SSIG0(w3);
+    w[3] = job->w19_base + w3;
+    w[4] = 0x80000000u;
+#pragma unroll
+    for (int i = 5; i < 15; i++) w[i] = 0u;
+    w[15] = 640u;
+#pragma unroll
+    for (int i = 4; i < 16; i++) RND(s, i, i == 4 ? 0x80000000u : (i == 15 ? 640u : 0u));
+#pragma unroll
+    for (int i = 16; i < 64; i++) {
+        if (i >= 20) SHA256_SCHED(w, i);
+        RND(s, i, w[i & 15]);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) w[i] = s[i] + job->midstate[i];
+
+    /* ---- hash 2, rounds 0..60 (constant padding words fold at compile time) ---- */
+    w[8] = 0x80000000u;
+#pragma unroll
+    for (int i = 9; i < 15; i++) w[i] = 0u;
+    w[15] = 256u;
+    s[0] = SHA256_H0; s[1] = SHA256_H1; s[2] = SHA256_H2; s[3] = SHA256_H3;
+    s[4] = SHA256_H4; s[5] = SHA256_H5; s[6] = SHA256_H6; s[7] = SHA256_H7;
+#pragma unroll
+    for (int i = 0; i < 61; i++) {
+        if (i >= 16) SHA256_SCHED(w, i);
+        RND(s, i, w[i & 15]);
+    }
+    /* Round 60 wrote its new e into s[(3-60)&7] = s[7]; after rounds 61..63
+     * that value is h, so final word 7 = s[7] + H7. */
+    const uint top = BSWAP32(s[7] + SHA256_H7);
+    if (top > job->target[7]) return;
+    /* Equal top words (always the case for a hit on a target < 2^224, whose
+     * top word is 0) are decided by the lower words: rare, so recompute. */
+    if (top == job->target[7] && !sha256d_full_check(job, nonce)) return;
+    uint slot = atomic_inc(&found[0]);
+    if (slot < job->found_cap) found[1 + slot] = nonce;
+}

@@ -1,0 +1,154 @@
+/*
+ * Double SHA-256 nonce scan for CUDA (cuda-python NVRTC, pycuda, nvcc, and the
+ * CPU host shim kernels/sha256d_shim.h all compile this same file).
+ *
+ * One thread = one nonce: nonce = job.nonce_base + global thread index. The
+ * host precomputes everything that does not depend on the nonce
+ * (miner/backends/gpu_common.py, layout below), so a thread does rounds 3..63
+ * of the header's second block and rounds 0..60 of the second hash, which is
+ * all that word 7 of the final hash needs. Word 7 is the most significant 32
+ * bits of the hash as the little-endian integer compared with the target:
+ * when it alone exceeds the target's top word the nonce is rejected (valid
+ * for any target); otherwise sha256d_full_check() recomputes the whole hash
+ * and compares all 256 bits, so every nonce written to `found` meets the
+ * target exactly. The host re-checks each one with the C core regardless.
+ *
+ * found buffer contract: found[0] counts hits (atomic, may exceed found_cap),
+ * found[1 + i] for i < found_cap holds the hits in no particular order.
+ * The host zeroes found[0] before each launch.
+ */
+typedef unsigned int sha_u32;
+#define SHA256_U32 sha_u32
+#define SHA256_CONST static __constant__ const
+#include "sha256_common.h"
+
+/* Rotations as single funnel shifts (SHF.R.W); the shift-or form is usually
+ * recognised too, but this does not depend on it. */
+#undef SHA256_ROTR
+#define SHA256_ROTR(x, n) __funnelshift_r((x), (x), (n))
+
+#define BSWAP32(x) __byte_perm((x), 0u, 0x0123u)
+
+/* Word offsets documented in gpu_common.py; all fields are uint32. */
+struct sha256d_job {
+    sha_u32 midstate[8];
+    sha_u32 st[8];          /* a..h after block-2 rounds 0..2 */
+    sha_u32 w[3];           /* block-2 words 0..2 */
+    sha_u32 w16, w17, w18_base, w19_base;
+    sha_u32 p3, t2_3;       /* round 3 precomputed: T1 - W3, T2 */
+    sha_u32 nonce_base;
+    sha_u32 target[8];      /* little-endian chunks, [7] most significant */
+    sha_u32 found_cap;
+    sha_u32 count;          /* threads at or past count return at once */
+};
+
+/* Round i on state array s, names rotating with i (constant after unrolling). */
+#define RND(s, i, wv)                                                          \
+    SHA256_ROUND(s[(0 - (i)) & 7], s[(1 - (i)) & 7], s[(2 - (i)) & 7],          \
+                 s[(3 - (i)) & 7], s[(4 - (i)) & 7], s[(5 - (i)) & 7],          \
+                 s[(6 - (i)) & 7], s[(7 - (i)) & 7], SHA256_K[i], wv)
+
+/* Rare path: the full 256-bit hash of one nonce against the target. */
+static __device__ __noinline__ bool sha256d_full_check(const sha256d_job &job, sha_u32 nonce)
+{
+    sha_u32 w[16], s[8], h1[8];
+#pragma unroll
+    for (int i = 0; i < 3; i++) w[i] = job.w[i];
+    w[3] = BSWAP32(nonce);
+    w[4] = 0x80000000u;
+#pragma unroll
+    for (int i = 5; i < 15; i++) w[i] = 0u;
+    w[15] = 640u;
+#pragma unroll
+    for (int i = 0; i < 8; i++) s[i] = job.midstate[i];
+#pragma unroll
+    for (int i = 0; i < 64; i++) {
+        if (i >= 16) SHA256_SCHED(w, i);
+        RND(s, i, w[i & 15]);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) h1[i] = s[i] + job.midstate[i];
+    /* after 64 rounds the names have come back to s[0..7] = a..h */
+#pragma unroll
+    for (int i = 0; i < 8; i++) w[i] = h1[i];
+    w[8] = 0x80000000u;
+#pragma unroll
+    for (int i = 9; i < 15; i++) w[i] = 0u;
+    w[15] = 256u;
+    const sha_u32 H[8] = {SHA256_H0, SHA256_H1, SHA256_H2, SHA256_H3,
+                          SHA256_H4, SHA256_H5, SHA256_H6, SHA256_H7};
+#pragma unroll
+    for (int i = 0; i < 8; i++) s[i] = H[i];
+#pragma unroll
+    for (int i = 0; i < 64; i++) {
+        if (i >= 16) SHA256_SCHED(w, i);
+        RND(s, i, w[i & 15]);
+    }
+#pragma unroll
+    for (int i = 7; i >= 0; i--) {
+        sha_u32 v = BSWAP32(s[i] + H[i]);
+        if (v != job.target[i]) return v < job.target[i];
+    }
+    return true;
+}
+
+/* __grid_constant__ lets the rare path take the job by reference without a
+ * per-thread local copy of the 144-byte parameter (sm_70+, CUDA 11.7+). */
+extern "C" __global__ void __launch_bounds__(256)
+sha256d_scan(const __grid_constant__ sha256d_job job, sha_u32 *found)
+{
+    const sha_u32 gid = blockIdx.x * blockDim.x + threadIdx.x;
+    if (gid >= job.count) return;  /* the last work-group may stick out of the range */
+    const sha_u32 nonce = job.nonce_base + gid;
+    const sha_u32 w3 = BSWAP32(nonce);
+    sha_u32 w[16], s[8];
+
+    /* ---- hash 1, block 2, rounds 3..63 ---- */
+    /* st holds a..h after round 2; round i finds a at s[(0-i)&7], so load rotated. */
+#pragma unroll
+    for (int k = 0; k < 8; k++) s[(k - 3) & 7] = job.st[k];
+    {   /* round 3 with T1 and T2 precomputed up to W3 */
+        sha_u32 t1 = job.p3 + w3;
+        s[(3 - 3) & 7] += t1;            /* d += T1 (d sits at index (3-i)&7) */
+        s[(7 - 3) & 7] = t1 + job.t2_3;  /* h = T1 + T2 */
+    }
+    w[0] = job.w16;
+    w[1] = job.w17;
+    w[2] = job.w18_base + SHA256_SSIG0(w3);
+    w[3] = job.w19_base + w3;
+    w[4] = 0x80000000u;
+#pragma unroll
+    for (int i = 5; i < 15; i++) w[i] = 0u;
+    w[15] = 640u;
+#pragma unroll
+    for (int i = 4; i < 16; i++) RND(s, i, i == 4 ? 0x80000000u : (i == 15 ? 640u : 0u));
+#pragma unroll
+    for (int i = 16; i < 64; i++) {
+        if (i >= 20) SHA256_SCHED(w, i);
+        RND(s, i, w[i & 15]);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) w[i] = s[i] + job.midstate[i];
+
+    /* ---- hash 2, rounds 0..60 (constant padding words fold at compile time) ---- */
+    w[8] = 0x80000000u;
+#pragma unroll
+    for (int i = 9; i < 15; i++) w[i] = 0u;
+    w[15] = 256u;
+    s[0] = SHA256_H0; s[1] = SHA256_H1; s[2] = SHA256_H2; s[3] = SHA256_H3;
+    s[4] = SHA256_H4; s[5] = SHA256_H5; s[6] = SHA256_H6; s[7] = SHA256_H7;
+#pragma unroll
+    for (int i = 0; i < 61; i++) {
+        if (i >= 16) SHA256_SCHED(w, i);
+        RND(s, i, w[i & 15]);
+    }
+    /* Round 60 wrote its new e into s[(3-60)&7] = s[7]; after rounds 61..63
+     * that value is h, so final word 7 = s[7] + H7. */
+    const sha_u32 top = BSWAP32(s[7] + SHA256_H7);
+    if (top > job.target[7]) return;
+    /* Equal top words (always the case for a hit on a target < 2^224, whose
+     * top word is 0) are decided by the lower words: rare, so recompute. */
+    if (top == job.target[7] && !sha256d_full_check(job, nonce)) return;
+    sha_u32 slot = atomicAdd(found, 1u);
+    if (slot < job.found_cap) found[1 + slot] = nonce;
+}

@@ -1,0 +1,327 @@
+"""Per-job precompute shared by the OpenCL and CUDA kernels, and helpers both hosts use.
+
+A header is two SHA-256 blocks. The first (bytes 0..63) never changes within
+a Work, so its compression (the midstate) is done once here. In the second
+block only word 3 (the nonce) varies, so rounds 0..2, most of round 3 and the
+schedule words W16..W19 (up to a nonce term) are computed here too. The kernel
+then does rounds 3..63 of block 2 and rounds 0..60 of the second hash per
+nonce, rejecting on the top 32 bits of the hash before anything else.
+
+The job is one flat structure of 36 little-endian uint32 (``JOB_WORDS``);
+kernels/sha256d.cl and kernels/sha256d.cu declare the same layout:
+
+    offset  words  field
+    0       8      midstate      H after block 1
+    8       8      st            a..h after block-2 rounds 0..2
+    16      3      w0..w2        block-2 words 0..2 (merkle tail, ntime, nbits)
+    19      1      w16           schedule word 16 (nonce independent)
+    20      1      w17           schedule word 17 (nonce independent)
+    21      1      w18_base      W18 - sigma0(W3)
+    22      1      w19_base      W19 - W3
+    23      1      p3            round 3's T1 without W3
+    24      1      t2_3          round 3's T2
+    25      1      nonce_base    first nonce of this launch
+    26      8      target        share target, little-endian 32-bit chunks, [7] most significant
+    34      1      found_cap     slots in the found buffer after the count
+    35      1      count         nonces in this launch; the grid is rounded up to whole
+                                 work-groups and the threads past count return at once
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections import deque
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from miner.errors import ConfigError, CoreError, DeviceError
+
+JOB_WORDS = 36
+_JOB_STRUCT = struct.Struct(f"<{JOB_WORDS}I")
+_M = 0xFFFFFFFF
+
+# FIPS 180-4 section 4.2.2 (the same table as kernels/sha256_common.h).
+K = (
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+)
+H_INIT = (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+
+
+def _rotr(x: int, n: int) -> int:
+    return ((x >> n) | (x << (32 - n))) & _M
+
+
+def _bsig0(x: int) -> int:
+    return _rotr(x, 2) ^ _rotr(x, 13) ^ _rotr(x, 22)
+
+
+def _bsig1(x: int) -> int:
+    return _rotr(x, 6) ^ _rotr(x, 11) ^ _rotr(x, 25)
+
+
+def _ssig0(x: int) -> int:
+    return _rotr(x, 7) ^ _rotr(x, 18) ^ (x >> 3)
+
+
+def _ssig1(x: int) -> int:
+    return _rotr(x, 17) ^ _rotr(x, 19) ^ (x >> 10)
+
+
+def _ch(x: int, y: int, z: int) -> int:
+    return z ^ (x & (y ^ z))
+
+
+def _maj(x: int, y: int, z: int) -> int:
+    return (x & y) | (z & (x | y))
+
+
+def _round(s: list[int], k: int, w: int) -> list[int]:
+    a, b, c, d, e, f, g, h = s
+    t1 = (h + _bsig1(e) + _ch(e, f, g) + k + w) & _M
+    t2 = (_bsig0(a) + _maj(a, b, c)) & _M
+    return [(t1 + t2) & _M, a, b, c, (d + t1) & _M, e, f, g]
+
+
+def compress(state: tuple[int, ...], block: bytes) -> tuple[int, ...]:
+    """One SHA-256 compression of a 64-byte block (used for the midstate)."""
+    w = list(struct.unpack(">16I", block))
+    for i in range(16, 64):
+        w.append((_ssig1(w[i - 2]) + w[i - 7] + _ssig0(w[i - 15]) + w[i - 16]) & _M)
+    s = list(state)
+    for i in range(64):
+        s = _round(s, K[i], w[i])
+    return tuple((x + y) & _M for x, y in zip(state, s))
+
+
+@dataclass(frozen=True, slots=True)
+class JobPrecompute:
+    """The nonce-independent part of one 80-byte header, packed for a kernel by ``pack()``."""
+    midstate: tuple[int, ...]
+    state3: tuple[int, ...]     # a..h after block-2 rounds 0..2
+    w012: tuple[int, int, int]
+    w16: int
+    w17: int
+    w18_base: int
+    w19_base: int
+    p3: int
+    t2_3: int
+    target_words: tuple[int, ...]
+
+    def pack(self, nonce_base: int, count: int, found_cap: int) -> bytes:
+        """The 144-byte job structure for a launch of ``count`` nonces from ``nonce_base``."""
+        return _JOB_STRUCT.pack(*self.midstate, *self.state3, *self.w012, self.w16, self.w17,
+                                self.w18_base, self.w19_base, self.p3, self.t2_3,
+                                nonce_base & _M, *self.target_words, found_cap, count)
+
+
+def target_words(target: int) -> tuple[int, ...]:
+    """A share target as eight little-endian 32-bit chunks; clamped to 2^256-1 like the C core."""
+    if target < 0:
+        raise ValueError("target must not be negative")
+    target = min(target, (1 << 256) - 1)
+    return struct.unpack("<8I", target.to_bytes(32, "little"))
+
+
+def precompute(header: bytes, target: int) -> JobPrecompute:
+    """Everything the kernels need from an 80-byte header (its nonce field is ignored) and a target."""
+    if len(header) != 80:
+        raise ValueError(f"header must be 80 bytes, got {len(header)}")
+    mid = compress(H_INIT, header[:64])
+    w0, w1, w2 = struct.unpack(">3I", header[64:76])
+    # Block 2: W3 = nonce (byte-swapped), W4 = 0x80000000 padding, W5..W14 = 0, W15 = 640 bits.
+    s = list(mid)
+    for i, w in enumerate((w0, w1, w2)):
+        s = _round(s, K[i], w)
+    a, b, c, d, e, f, g, h = s
+    p3 = (h + _bsig1(e) + _ch(e, f, g) + K[3]) & _M
+    t2_3 = (_bsig0(a) + _maj(a, b, c)) & _M
+    w16 = (_ssig0(w1) + w0) & _M                          # + sigma1(W14=0) + W9=0
+    w17 = (_ssig1(640) + _ssig0(w2) + w1) & _M            # sigma1(W15) + W10=0
+    w18_base = (_ssig1(w16) + w2) & _M                    # + W11=0; sigma0(W3) added per nonce
+    w19_base = (_ssig1(w17) + _ssig0(0x80000000)) & _M    # + W12=0; W3 added per nonce
+    return JobPrecompute(mid, tuple(s), (w0, w1, w2), w16, w17, w18_base, w19_base, p3, t2_3,
+                         target_words(target))
+
+
+def kernel_source(name: str) -> str:
+    """A kernel's source with kernels/sha256_common.h inlined, so compilers need no include path."""
+    kernels = resources.files("miner.kernels")
+    common = kernels.joinpath("sha256_common.h").read_text(encoding="utf-8")
+    src = kernels.joinpath(name).read_text(encoding="utf-8")
+    line = '#include "sha256_common.h"'
+    if line not in src:
+        raise ConfigError(f"kernel {name} does not include sha256_common.h")
+    return src.replace(line, common, 1)
+
+
+def check_launch_range(nonce_base: int, count: int) -> None:
+    """A launch may not cross 2^32: the kernel's nonce is a 32-bit base plus the thread index."""
+    if not 0 <= nonce_base < (1 << 32) or count < 0 or nonce_base + count > (1 << 32):
+        raise ValueError(f"nonce range {nonce_base}+{count} leaves 0..2^32")
+
+
+def found_capacity(count: int, target: int) -> int:
+    """Found-buffer slots for a launch of ``count`` nonces: 4x the expected hits, at least 64.
+
+    The kernel counts every hit even past the capacity, so the host sees an
+    overflow and rescans; this size only makes overflow rare.
+    """
+    expected = (count * min(target + 1, 1 << 256)) >> 256
+    return max(64, min(4 * expected + 64, 1 << 20))
+
+
+# ---------------------------------------------------------------------------
+# The host side both backends share: launch records, size tuning, the pipeline.
+
+GENESIS_HEADER = bytes.fromhex(
+    "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e"
+    "67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c")
+GENESIS_NONCE = 2083236893  # mainnet block 0
+
+
+def selftest_cases() -> list[tuple[str, bytes, int, int, int, list[int]]]:
+    """(label, header, start, count, target, expected hits) with expectations from the C core.
+
+    The genesis window checks the early-exit path at a real block target (a
+    top word of zero settled by the full compare); the second case checks
+    many hits at an easy target above 2^224, where the top word decides.
+    """
+    from miner import core
+    from miner.difficulty import target_from_nbits
+
+    genesis_target = target_from_nbits(0x1D00FFFF)
+    pseudo = hashlib.sha256(b"miner gpu self-test").digest()
+    header2 = (pseudo * 3)[:80]
+    cases = [("genesis", GENESIS_HEADER, GENESIS_NONCE - 1500, 3000, genesis_target),
+             ("easy-target", header2, 12345, 8192, 1 << 248)]
+    out = []
+    for label, header, start, count, target in cases:
+        out.append((label, header, start, count, target, core.scan(header, start, count, target)))
+    if GENESIS_NONCE not in out[0][5]:
+        raise CoreError("the C core misses the genesis nonce; the GPU self-test has no reference")
+    return out
+
+
+@dataclass(slots=True)
+class Launch:
+    """One kernel launch in flight; ``found`` is the host copy of the found buffer once done."""
+    nonce_base: int
+    count: int
+    cap: int
+    found: bytearray | memoryview
+    kernel_event: Any = None
+    done_event: Any = None
+    keep: Any = None           # device buffers that must outlive the launch
+    pipelined: bool = False    # enqueued while another launch was still in flight
+    total: int = 0             # hits the kernel counted (set by hits())
+
+    def hits(self) -> list[int] | None:
+        """The hits, masked to 32 bits; None when they overflowed the buffer (relaunch with a bigger cap)."""
+        words = struct.unpack_from(f"<{self.cap + 1}I", self.found)
+        self.total = words[0]
+        if self.total > self.cap:
+            return None
+        end = self.nonce_base + self.count
+        # Never trust a device: a nonce outside the launch's range is not ours to submit.
+        return [n & _M for n in words[1:1 + self.total] if self.nonce_base <= n < end]
+
+
+class LaunchTuner:
+    """Launch size that keeps kernel time near ``target_ms``: long enough that the host's
+    per-launch cost stays small, short enough that a new job reaches the device quickly."""
+
+    GRAIN = 1 << 12
+    MAX = 1 << 31
+
+    def __init__(self, target_ms: float = 30.0, fixed: int | None = None, start: int = 1 << 16) -> None:
+        if not 1.0 <= target_ms <= 1000.0:
+            raise ConfigError(f"gpu_kernel_ms must be between 1 and 1000, got {target_ms}")
+        if fixed is not None and not self.GRAIN <= int(fixed) <= self.MAX:
+            raise ConfigError(f"gpu_launch must be between {self.GRAIN} and {self.MAX}, got {fixed}")
+        self.target_s = target_ms / 1000.0
+        self.fixed = fixed is not None
+        self.size = int(fixed) if fixed is not None else start
+
+    def observe(self, count: int, seconds: float) -> None:
+        if self.fixed or seconds <= 0 or count < self.size // 2:
+            return  # a short tail launch says little about the rate
+        rate = count / seconds
+        want = rate * self.target_s
+        # At most x2 per step, so one noisy sample cannot swing it far.
+        want = max(self.size / 2, min(self.size * 2, want))
+        self.size = int(max(self.GRAIN, min(self.MAX, want // self.GRAIN * self.GRAIN)))
+
+    def request_size(self) -> int:
+        """Nonces to ask the engine for at once: several launches' worth."""
+        return min(1 << 32, self.size * 8)
+
+
+def _relaunch_all(dev, pre: JobPrecompute, launch: Launch) -> list[int]:
+    """After an overflow: the kernel's count is exact, so one relaunch with room for all of them."""
+    again = dev.launch(pre, launch.nonce_base, launch.count, launch.total + 1)
+    hits = dev.wait(again)[0]
+    if hits is None:
+        raise DeviceError(f"{dev.name}: kernel hit count changed between identical launches")
+    return hits
+
+
+def pipeline_run(dev, ctx, tuner: LaunchTuner, depth: int = 2) -> dict[str, float]:
+    """Drive ``dev`` (launch()/wait()) from ``ctx`` with ``depth`` launches in flight until stopping.
+
+    Returns timing facts of the run: kernel seconds, launches, and the device
+    idle time between pipelined launches as a fraction of kernel time.
+    """
+    inflight: deque = deque()
+    work = pre = None
+    pos = end = 0
+    kernel_s = gap_s = 0.0
+    gaps = launches = 0
+    prev_end: float | None = None
+    while not ctx.stopping:
+        while len(inflight) < depth and not ctx.stopping:
+            if work is None or pos >= end or work.generation != ctx.generation:
+                work = ctx.next_work(nonce_count=tuner.request_size(), timeout=0.05 if inflight else 0.5)
+                if work is None:
+                    break
+                pre = precompute(work.header, work.target)
+                pos, end = work.nonce_start, work.nonce_start + work.nonce_count
+                if pos >= end:
+                    work = None
+                    continue
+            n = min(tuner.size, end - pos)
+            launch = dev.launch(pre, pos, n, found_capacity(n, work.target))
+            launch.pipelined = bool(inflight)
+            inflight.append((work, pre, launch))
+            pos += n
+        if not inflight:
+            continue
+        w, p, launch = inflight.popleft()
+        hits, start, stop, secs = dev.wait(launch)
+        if hits is None:
+            hits = _relaunch_all(dev, p, launch)
+        for nonce in hits:
+            ctx.submit(w, nonce)
+        ctx.hashes(launch.count)
+        tuner.observe(launch.count, secs)
+        launches += 1
+        kernel_s += secs
+        if launch.pipelined and prev_end is not None:
+            gap_s += max(0.0, start - prev_end)
+            gaps += 1
+        prev_end = stop
+    for w, p, launch in inflight:  # let the device finish; its hits are still real shares
+        hits, *_ = dev.wait(launch)
+        for nonce in hits or ():
+            ctx.submit(w, nonce)
+        ctx.hashes(launch.count)
+    return {"launches": launches, "kernel_seconds": kernel_s,
+            "idle_fraction": (gap_s / kernel_s) if kernel_s and gaps else 0.0,
+            "launch_size": tuner.size}

@@ -1,0 +1,279 @@
+"""OpenCL GPU backend (pyopencl): kernels/sha256d.cl on any OpenCL 1.2+ device, PoCL included.
+
+Device spec: ``opencl:PLATFORM:DEVICE`` (indices as `miner devices` lists
+them), ``opencl:PLATFORM`` for every device of a platform, ``opencl`` for all.
+
+Options read from the configuration (all optional):
+    gpu_kernel_ms   target kernel time in ms for launch-size auto-tuning (default 30)
+    gpu_launch      fixed launch size in nonces; disables auto-tuning
+
+pyopencl is imported lazily, so importing this module never needs it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from miner.backend import Backend, DetectedDevice, Device, DeviceContext
+from miner.backends import gpu_common
+from miner.backends.gpu_common import Launch, LaunchTuner, pipeline_run, selftest_cases
+from miner.errors import BackendUnavailable, ConfigError, DeviceError
+
+log = logging.getLogger(__name__)
+
+KERNEL_FILE = "sha256d.cl"
+KERNEL_NAME = "sha256d_scan"
+BUILD_OPTIONS = ("-cl-std=CL1.2",)
+
+
+def _cl():
+    try:
+        import pyopencl
+    except ImportError as exc:
+        raise BackendUnavailable(f"OpenCL needs pyopencl: install miner[opencl] ({exc})") from exc
+    return pyopencl
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels live: $XDG_CACHE_HOME/miner/opencl, else ~/.cache/miner/opencl."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "miner" / "opencl"
+
+
+def _platforms(cl) -> list:
+    try:
+        return cl.get_platforms()
+    except cl.Error:  # no ICD installed: PLATFORM_NOT_FOUND_KHR
+        return []
+
+
+def cache_key(device, options: tuple[str, ...], source: str) -> str:
+    """Everything that changes the binary: platform, device, driver, build options and source."""
+    plat = device.platform
+    parts = (plat.name, plat.vendor, plat.version, device.name, device.vendor, device.version,
+             device.driver_version, " ".join(options), source)
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def build_program(ctx, device, source: str, options: tuple[str, ...] = BUILD_OPTIONS,
+                  directory: Path | None = None):
+    """A built program for ``device``, from the binary cache when it holds a match.
+
+    Returns (program, was_cached). A cached binary that fails to load is
+    rebuilt from source and replaced (a driver update with the same version
+    string, a truncated file).
+    """
+    cl = _cl()
+    directory = cache_dir() if directory is None else directory
+    path = directory / f"{cache_key(device, options, source)}.bin"
+    if path.is_file():
+        try:
+            prg = cl.Program(ctx, [device], [path.read_bytes()]).build(options=list(options))
+            return prg, True
+        except (cl.Error, OSError) as exc:
+            log.info("cached OpenCL binary %s unusable (%s); rebuilding", path.name, exc)
+    try:
+        prg = cl.Program(ctx, source).build(options=list(options), devices=[device], cache_dir=False)
+    except cl.Error as exc:
+        raise DeviceError(f"OpenCL kernel build failed on {device.name}: {exc}") from exc
+    try:
+        binary = prg.get_info(cl.program_info.BINARIES)[0]
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Write under a temporary name and rename: readers never see half a file.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".bin")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(binary)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except (OSError, cl.Error) as exc:  # caching is an optimisation; mining goes on without it
+        log.warning("could not cache the OpenCL binary in %s: %s", directory, exc)
+    return prg, False
+
+
+class OpenCLDevice(Device):
+    kind = "opencl"
+
+    def __init__(self, name: str, platform_index: int, device_index: int,
+                 options: dict[str, Any] | None = None) -> None:
+        super().__init__(name)
+        options = options or {}
+        self.platform_index = platform_index
+        self.device_index = device_index
+        self.tuner = LaunchTuner(target_ms=float(options.get("gpu_kernel_ms") or 30.0),
+                                 fixed=options.get("gpu_launch"))
+        self._cl = None
+        self._ctx = self._queue = self._kernel = self._device = None
+        self._local = 256
+        self._slots: list = [None, None]
+        self._slot = 0
+        self.program_was_cached = False
+        self.last_run_stats: dict[str, float] = {}
+
+    # -- lifecycle ------------------------------------------------------
+    def open(self) -> None:
+        cl = self._cl = _cl()
+        plats = _platforms(cl)
+        try:
+            self._device = plats[self.platform_index].get_devices()[self.device_index]
+        except (IndexError, cl.Error) as exc:
+            raise DeviceError(f"{self.name}: no OpenCL device {self.platform_index}:{self.device_index}") from exc
+        try:
+            self._ctx = cl.Context([self._device])
+            self._queue = cl.CommandQueue(self._ctx, self._device,
+                                          properties=cl.command_queue_properties.PROFILING_ENABLE)
+        except cl.Error as exc:
+            raise DeviceError(f"{self.name}: cannot open {self._device.name}: {exc}") from exc
+        prg, self.program_was_cached = build_program(self._ctx, self._device,
+                                                     gpu_common.kernel_source(KERNEL_FILE))
+        self._kernel = getattr(prg, KERNEL_NAME)
+        # One fixed work-group size: PoCL specialises (and compiles) a kernel per size.
+        self._local = min(256, self._device.max_work_group_size,
+                          self._kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE,
+                                                           self._device))
+        self._slots = [None, None]
+        log.info("%s: %s (%s), kernel %s", self.name, self._device.name, self._device.driver_version,
+                 "from cache" if self.program_was_cached else "built")
+
+    def close(self) -> None:
+        if self._queue is not None:
+            try:
+                self._queue.finish()
+            except Exception:  # closing after a device failure must not raise again
+                pass
+        self._kernel = self._queue = self._ctx = None
+        self._slots = [None, None]
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self._device is not None:
+            out["model"] = self._device.name
+            out["driver"] = self._device.driver_version
+        out["launch_size"] = self.tuner.size
+        out.update(self.last_run_stats)
+        return out
+
+    # -- launches -------------------------------------------------------
+    def launch(self, pre: gpu_common.JobPrecompute, nonce_base: int, count: int, cap: int) -> Launch:
+        """Enqueue one kernel over [nonce_base, nonce_base+count) without waiting for it.
+
+        Two buffer slots alternate, so the next launch's inputs never touch
+        the buffers of the one still running; the in-order queue orders the rest.
+        """
+        cl = self._cl
+        if self._kernel is None:
+            raise DeviceError(f"{self.name}: not open")
+        gpu_common.check_launch_range(nonce_base, count)
+        self._slot ^= 1
+        slot = self._slots[self._slot]
+        if slot is None or slot[2] < cap:
+            mf = cl.mem_flags
+            slot = (cl.Buffer(self._ctx, mf.READ_ONLY, gpu_common.JOB_WORDS * 4),
+                    cl.Buffer(self._ctx, mf.READ_WRITE, 4 * (cap + 1)), cap)
+            self._slots[self._slot] = slot
+        job_buf, found_buf, _ = slot
+        job = pre.pack(nonce_base, count, cap)
+        zero = bytes(4)
+        found = bytearray(4 * (cap + 1))
+        groups = -(-count // self._local)
+        try:
+            cl.enqueue_copy(self._queue, job_buf, job, is_blocking=False)
+            cl.enqueue_copy(self._queue, found_buf, zero, is_blocking=False)
+            kev = self._kernel(self._queue, (groups * self._local,), (self._local,), job_buf, found_buf)
+            rev = cl.enqueue_copy(self._queue, found, found_buf, is_blocking=False)
+        except cl.Error as exc:
+            raise DeviceError(f"{self.name}: kernel launch failed: {exc}") from exc
+        return Launch(nonce_base, count, cap, found, kev, rev, (job, zero))
+
+    def wait(self, launch: Launch) -> tuple[list[int], float, float, float]:
+        """(hits, kernel_start_s, kernel_end_s, kernel_seconds) once ``launch`` completed."""
+        try:
+            launch.done_event.wait()
+            start = launch.kernel_event.profile.start * 1e-9
+            end = launch.kernel_event.profile.end * 1e-9
+        except self._cl.Error as exc:
+            raise DeviceError(f"{self.name}: kernel failed: {exc}") from exc
+        return launch.hits(), start, end, end - start
+
+    def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
+        """Synchronous scan of one range (self-test, tests); sorted like miner.core.scan."""
+        pre = gpu_common.precompute(header, target)
+        hits: list[int] = []
+        pos, end = start, start + count
+        while pos < end:
+            n = min(end - pos, 1 << 24)
+            launch = self.launch(pre, pos, n, gpu_common.found_capacity(n, target))
+            got = self.wait(launch)[0]
+            if got is None:  # overflow: the count is exact, so one relaunch with room for all
+                launch = self.launch(pre, pos, n, launch.total + 1)
+                got = self.wait(launch)[0]
+            hits.extend(got)
+            pos += n
+        return sorted(hits)
+
+    def selftest(self) -> None:
+        for label, header, start, count, target, expect in selftest_cases():
+            got = self.scan(header, start, count, target)
+            if got != expect:
+                raise DeviceError(f"{self.name}: self-test {label} failed: kernel found {got[:8]}, "
+                                  f"C core {expect[:8]}")
+        log.info("%s: self-test passed", self.name)
+
+    def run(self, ctx: DeviceContext) -> None:
+        self.last_run_stats = pipeline_run(self, ctx, self.tuner)
+
+
+class OpenCLBackend(Backend):
+    name = "opencl"
+    extra = "opencl"
+
+    @classmethod
+    def detect(cls) -> list[DetectedDevice]:
+        try:
+            cl = _cl()
+        except BackendUnavailable:
+            return []
+        out = []
+        for pi, plat in enumerate(_platforms(cl)):
+            try:
+                devices = plat.get_devices()
+            except cl.Error:  # a platform with no devices raises DEVICE_NOT_FOUND
+                continue
+            for di, dev in enumerate(devices):
+                out.append(DetectedDevice(
+                    "opencl", f"opencl:{pi}:{di}", f"{plat.name} / {dev.name}",
+                    {"platform": plat.name, "device": dev.name, "driver": dev.driver_version,
+                     "compute_units": dev.max_compute_units,
+                     "type": cl.device_type.to_string(dev.type)}))
+        return out
+
+    @classmethod
+    def create(cls, specs: list[str], options: dict[str, Any]) -> list[Device]:
+        found = cls.detect()
+        if not specs:
+            chosen = found
+        else:
+            chosen = []
+            for spec in specs:
+                parts = spec.split(":")
+                if parts[0] != "opencl" or len(parts) > 3 or not all(p.isdigit() for p in parts[1:]):
+                    raise ConfigError(f"bad OpenCL device {spec!r}: use opencl, opencl:PLATFORM or "
+                                      f"opencl:PLATFORM:DEVICE")
+                match = [d for d in found if d.spec == spec or d.spec.startswith(spec + ":")
+                         or spec == "opencl"]
+                if not match:
+                    listed = ", ".join(d.spec for d in found) or "none"
+                    raise ConfigError(f"no OpenCL device {spec!r} (present: {listed})")
+                chosen.extend(d for d in match if d not in chosen)
+        devices: list[Device] = []
+        for d in chosen:
+            _, p, i = d.spec.split(":")
+            devices.append(OpenCLDevice(d.spec, int(p), int(i), options))
+        return devices
