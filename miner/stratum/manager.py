@@ -458,7 +458,8 @@ class PoolManager:
         host = rc.host
         if host is not None and host.lower() != p.config.host.lower():
             log.warning("pool %d: client.reconnect to another host (%s) refused; reconnecting to %s",
-                        p.id, host, p.config.host)
+                        p.id, host, p.config.safe_url)
+            p.redirect_port = None
         elif rc.port is not None:
             p.redirect_port = rc.port
         p.next_try = time.monotonic() + rc.wait
