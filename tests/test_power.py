@@ -1,0 +1,121 @@
+"""Watts per device and J/TH."""
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+
+from miner import power
+from miner.errors import ConfigError
+from miner.power import RaplMeter, device_watts, joules_per_terahash, parse_device_watts
+
+
+def args(*argv: str, root: str | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    power.add_arguments(p)
+    ns = p.parse_args(list(argv))
+    ns.powercap_root = root
+    return ns
+
+
+def make_rapl(root, zones: dict[str, int], max_range: int = 262143328850) -> None:
+    """A powercap tree laid out as the kernel lays it out (package zones and a core sub-zone)."""
+    for name, uj in zones.items():
+        d = os.path.join(root, name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "energy_uj"), "w") as f:
+            f.write(f"{uj}\n")
+        with open(os.path.join(d, "max_energy_range_uj"), "w") as f:
+            f.write(f"{max_range}\n")
+
+
+def set_energy(root, name: str, uj: int) -> None:
+    with open(os.path.join(root, name, "energy_uj"), "w") as f:
+        f.write(f"{uj}\n")
+
+
+def test_joules_per_terahash():
+    assert joules_per_terahash(18.0, 1.2e12) == pytest.approx(15.0)
+    assert joules_per_terahash(3250.0, 200e12) == pytest.approx(16.25)
+    assert joules_per_terahash(None, 1e12) is None
+    assert joules_per_terahash(10.0, 0.0) is None
+
+
+def test_asic_uses_driver_estimate_then_configured():
+    a = args("--asic-watts", "20")
+    assert device_watts("asic", {"watts": 17.5, "model": "BM1370", "frequency_mhz": 525}, a) == 17.5
+    assert device_watts("asic", {"model": "BM1370"}, a) == 20.0
+    assert device_watts("asic", {}, args()) is None
+
+
+def test_per_device_value_overrides_everything():
+    a = args("--device-watts", "bm1370:/dev/ttyUSB0=12.5", "--device-watts", "cpu=65,opencl=150",
+             "--cpu-watts", "40")
+    assert device_watts("asic", {"watts": 17.5, "spec": "bm1370:/dev/ttyUSB0"}, a) == 12.5
+    assert device_watts("asic", {"watts": 17.5, "name": "bm1370:/dev/ttyUSB1"}, a) == 17.5
+    assert device_watts("cpu", {}, a) == 65.0
+    assert device_watts("opencl", {}, a) == 150.0
+    assert parse_device_watts(["a:b=c=3"]) == {"a:b=c": 3.0}   # the value is after the last '='
+
+
+@pytest.mark.parametrize("bad", ["cpu", "=5", "cpu=abc", "cpu=-1", "cpu=nan"])
+def test_bad_device_watts_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="--device-watts"):
+        parse_device_watts([bad])
+
+
+def test_bad_kind_watts_rejected_by_argparse(capsys):
+    with pytest.raises(SystemExit):
+        args("--cpu-watts", "-3")
+    assert "watts" in capsys.readouterr().err
+
+
+def test_gpu_falls_back_to_configured_without_nvml(monkeypatch):
+    monkeypatch.setattr(power, "nvml_watts", lambda info: None)
+    assert device_watts("cuda", {"index": 0}, args("--gpu-watts", "220")) == 220.0
+    assert device_watts("opencl", {}, args()) is None
+    monkeypatch.setattr(power, "nvml_watts", lambda info: 187.25)
+    assert device_watts("cuda", {"index": 0}, args("--gpu-watts", "220")) == 187.25
+
+
+def test_nvml_absent_or_failing_gives_none():
+    # Either nvidia-ml-py is missing or there is no NVIDIA driver here: both mean "no reading".
+    assert power.nvml_watts({"index": 0}) is None
+
+
+def test_rapl_delta_and_wrap(tmp_path):
+    root = str(tmp_path)
+    make_rapl(root, {"intel-rapl:0": 1_000_000, "intel-rapl:0:0": 500_000, "intel-rapl:1": 2_000_000},
+              max_range=10_000_000)
+    m = RaplMeter(root)
+    assert [os.path.basename(z) for z in m._zones] == ["intel-rapl:0", "intel-rapl:1"]  # sub-zone skipped
+    # package 0 and package 1 are summed; the core sub-zone is inside package 0 already
+    assert m.watts(now=10.0, prime_s=0) is None      # first call primes; no interval yet
+    set_energy(root, "intel-rapl:0", 4_000_000)     # +3 J
+    set_energy(root, "intel-rapl:1", 3_000_000)     # +1 J
+    assert m.watts(now=12.0) == pytest.approx(2.0)  # 4 J / 2 s
+    set_energy(root, "intel-rapl:0", 1_000_000)     # wrapped at 10 J: +7 J
+    set_energy(root, "intel-rapl:1", 4_000_000)     # +1 J
+    assert m.watts(now=14.0) == pytest.approx(4.0)  # 8 J / 2 s
+
+
+def test_cpu_uses_rapl_when_readable_else_configured(tmp_path):
+    root = str(tmp_path / "powercap")
+    make_rapl(root, {"intel-rapl:0": 5_000_000})
+    a = args("--cpu-watts", "65", root=root)
+    w = device_watts("cpu", {}, a)          # first call primes with a short real interval
+    assert w == pytest.approx(0.0, abs=1e-6)  # counter did not move: 0 W, not the configured 65
+    # Unreadable (as energy_uj is for non-root on Linux >= 5.10): the configured value.
+    # A directory in its place fails open() for root too.
+    unreadable = tmp_path / "locked"
+    make_rapl(str(unreadable), {"intel-rapl:0": 1})
+    os.remove(unreadable / "intel-rapl:0" / "energy_uj")
+    os.mkdir(unreadable / "intel-rapl:0" / "energy_uj")
+    assert device_watts("cpu", {}, args("--cpu-watts", "65", root=str(unreadable))) == 65.0
+    assert device_watts("cpu", {}, args(root=str(unreadable))) is None
+
+
+def test_cpu_without_powercap_uses_configured(tmp_path):
+    assert device_watts("cpu", {}, args("--cpu-watts", "35", root=str(tmp_path / "none"))) == 35.0
+    assert device_watts("cpu", {}, args(root=str(tmp_path / "none"))) is None
