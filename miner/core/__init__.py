@@ -6,8 +6,9 @@
     selected() -> str                   the one scan() uses
     select(name | None)                 force one, or None for automatic choice
 
-MINER_CORE=portable|avx2|shani forces a choice at first use. Names carry a
-lane count, e.g. "shani(4-lane)"; the forcing name matches the part before "(".
+MINER_CORE=portable|avx2|avx512|shani forces a choice at first use (a full
+name such as "shani(1-lane)" works too). Names carry a lane count, e.g.
+"shani(4-lane)"; a short name picks its best usable variant.
 The GIL is released inside the C calls (cffi does this for every call), so
 threads scanning in parallel scale.
 """
@@ -18,7 +19,7 @@ import threading
 
 from miner.errors import CoreError
 
-__all__ = ["sha256d", "scan", "implementations", "selected", "select", "scan_abortable", "AbortFlag"]
+__all__ = ["sha256d", "scan", "implementations", "selected", "select", "resolve", "scan_abortable", "AbortFlag"]
 
 try:
     from miner.core._sha256d import ffi as _ffi, lib as _lib
@@ -51,10 +52,17 @@ def _base(name: str) -> str:
     return name.split("(", 1)[0]
 
 
+# Static preference, fastest first on the CPUs measured (docs/benchmarks/core.md):
+# SHA extensions with most lanes, then the widest SIMD, then portable C.
+_ORDER = ("shani(4-lane)", "shani(2-lane)", "shani(1-lane)", "armv8", "avx512(16-way)", "avx2(8-way)", "portable")
+
+
 def _preference(i: int, names: list[str]) -> int:
-    # Fastest first: SHA extensions, then wide SIMD, then portable.
-    order = {"shani": 0, "armv8": 1, "avx2": 2, "sse4": 3, "portable": 9}
-    return order.get(_base(names[i]), 5)
+    name = names[i]
+    for rank, known in enumerate(_ORDER):
+        if name == known or _base(name) == known:
+            return rank
+    return len(_ORDER) - 1
 
 
 def _usable_indices() -> list[int]:
@@ -72,12 +80,19 @@ def implementations() -> list[str]:
 
 def _index_of(name: str) -> int:
     names = _all_names()
-    for i, full in enumerate(names):
-        if name in (full, _base(full)):
-            if not _need_lib().miner_impl_usable(i):
-                raise CoreError(f"core implementation {full!r} is not usable on this CPU (or failed its self-test)")
-            return i
-    raise CoreError(f"unknown core implementation {name!r}; choose one of: {', '.join(_base(n) for n in names)}")
+    matches = [i for i, full in enumerate(names) if name in (full, _base(full))]
+    if not matches:
+        raise CoreError(f"unknown core implementation {name!r}; choose one of: "
+                        f"{', '.join(sorted({_base(n) for n in names}))} (or a full name such as {names[-1]!r})")
+    usable = [i for i in matches if _need_lib().miner_impl_usable(i)]
+    if not usable:
+        raise CoreError(f"core implementation {names[matches[0]]!r} is not usable on this CPU (or failed its self-test)")
+    return min(usable, key=lambda i: _preference(i, names))
+
+
+def resolve(name: str) -> str:
+    """Full name of the best usable implementation matching ``name``; the selection is unchanged."""
+    return _all_names()[_index_of(name)]
 
 
 def select(name: str | None = None) -> str:

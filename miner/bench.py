@@ -1,0 +1,266 @@
+"""`miner bench`: hashes per second of each usable core implementation.
+
+Each cell is one implementation at one thread count: that many threads call
+miner.core.scan() with the implementation forced, on disjoint nonce ranges of
+a fixed header at a real network target, for --duration seconds. The C core
+releases the GIL, so the threads run in parallel. The rate of a cell is the
+nonces scanned by all threads over the wall time until the last one stopped
+(each thread stops after its current chunk, and that chunk is counted).
+
+Cycles per nonce are reported only where hardware counters are readable
+(`perf stat -e cycles` works); virtual machines often say "<not supported>",
+and then the column is left out rather than guessed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from miner import core
+from miner.errors import CoreError
+
+log = logging.getLogger(__name__)
+
+# The genesis block header (nonce field ignored by scan) and its own target
+# (nbits 1d00ffff): a real job, so the early filter runs as it does when mining.
+BENCH_HEADER = bytes.fromhex(
+    "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b2"
+    "7ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c"
+)
+BENCH_TARGET = 0xFFFF << 208
+CHUNK = 1 << 18  # nonces per scan() call: short enough for a live rate, long enough to hide the call
+
+
+@dataclass
+class Cell:
+    impl: str
+    threads: int
+    hashes_per_s: list[float] = field(default_factory=list)  # one per repeat
+    cycles_per_nonce: float | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.hashes_per_s)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=3.0,
+                        help="seconds per measurement (default 3)")
+    parser.add_argument("--impl", action="append", default=None, metavar="NAME",
+                        help="only this implementation (short or full name; repeatable); default: all usable")
+    parser.add_argument("--threads", type=int, action="append", default=None, metavar="N",
+                        help="thread count (repeatable); default: 1 and all cores")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measurements per cell; the table shows the median (default 1)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def _measure(impl: str, threads: int, duration: float, progress) -> float:
+    """Nonces per second of `threads` threads scanning with `impl` for `duration` seconds."""
+    stop = threading.Event()
+    counts = [0] * threads
+    errors: list[BaseException] = []
+    span = (1 << 32) // threads
+
+    def worker(t: int) -> None:
+        base = t * span
+        pos = 0
+        try:
+            while not stop.is_set():
+                if pos + CHUNK > span:
+                    pos = 0  # wrap inside this thread's slice; the work is the same
+                core.scan(BENCH_HEADER, base + pos, CHUNK, BENCH_TARGET, impl=impl)
+                pos += CHUNK
+                counts[t] += CHUNK
+        except BaseException as exc:  # reported by the caller, never lost in a thread
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(threads)]
+    t0 = time.perf_counter()
+    for th in pool:
+        th.start()
+    deadline = t0 + duration
+    while (now := time.perf_counter()) < deadline and not errors:
+        progress(impl, threads, now - t0, sum(counts) / max(now - t0, 1e-9))
+        time.sleep(min(0.25, max(deadline - now, 0)))
+    stop.set()
+    for th in pool:
+        th.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise CoreError(f"benchmark of {impl} failed: {errors[0]}") from errors[0]
+    return sum(counts) / elapsed
+
+
+def perf_cycles_supported() -> bool:
+    """True when `perf stat -e cycles` counts real cycles here (not on most VMs)."""
+    perf = shutil.which("perf")
+    if perf is None:
+        return False
+    try:
+        res = subprocess.run([perf, "stat", "-x,", "-e", "cycles", "--", "true"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    first = next((ln for ln in res.stderr.splitlines() if ",cycles" in ln), "")
+    return res.returncode == 0 and first.split(",", 1)[0].strip().isdigit()
+
+
+def _perf_cycles(impl: str, nonces: int) -> int | None:
+    code = ("import miner.core as c, sys; "
+            f"c.scan({BENCH_HEADER!r}, 0, int(sys.argv[1]), {BENCH_TARGET}, impl={impl!r})")
+    try:
+        res = subprocess.run(["perf", "stat", "-x,", "-e", "cycles", "--", sys.executable, "-c", code, str(nonces)],
+                             capture_output=True, text=True, timeout=300)
+        line = next(ln for ln in res.stderr.splitlines() if ",cycles" in ln)
+        return int(line.split(",", 1)[0])
+    except (OSError, subprocess.SubprocessError, StopIteration, ValueError):
+        return None
+
+
+def cycles_per_nonce(impl: str, nonces: int = 1 << 22) -> float | None:
+    """Cycles per nonce from two runs (N and 2N nonces), so interpreter start-up cancels out."""
+    one, two = _perf_cycles(impl, nonces), _perf_cycles(impl, 2 * nonces)
+    if one is None or two is None or two <= one:
+        return None
+    return (two - one) / nonces
+
+
+def _fmt_rate(hs: float) -> str:
+    return f"{hs / 1e6:.2f} MH/s" if hs >= 1e5 else f"{hs / 1e3:.1f} kH/s"
+
+
+def _resolve_impls(wanted: list[str] | None) -> list[str]:
+    usable = core.implementations()
+    if not wanted:
+        return usable
+    out = []
+    for name in wanted:
+        full = core.resolve(name)  # raises CoreError with the list of names
+        if full not in out:
+            out.append(full)
+    return out
+
+
+def _print_table(cells: list[Cell], selected: str, repeat: int, cycles_ok: bool, stream) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # rich is a dependency; plain text if it is missing anyway
+        Console = None
+    one = {c.impl: c.median for c in cells if c.threads == 1}
+    headers = ["implementation", "threads", "H/s (median)" if repeat > 1 else "H/s", "vs 1 thread"]
+    if cycles_ok:
+        headers.append("cycles/nonce")
+    rows = []
+    for c in cells:
+        scale = f"{c.median / one[c.impl]:.2f}x" if c.impl in one and c.threads > 1 else ""
+        row = [c.impl + (" *" if c.impl == selected else ""), str(c.threads), _fmt_rate(c.median), scale]
+        if cycles_ok:
+            row.append(f"{c.cycles_per_nonce:.0f}" if c.cycles_per_nonce else "")
+        rows.append(row)
+    note = f"* selected: {selected}" + ("" if cycles_ok else "; cycles/nonce omitted: perf counters not readable here")
+    if Console is not None:
+        table = Table(*headers, title="miner bench", caption=note)
+        for row in rows:
+            table.add_row(*row)
+        Console(file=stream).print(table)
+    else:
+        print("  ".join(headers), file=stream)
+        for row in rows:
+            print("  ".join(row), file=stream)
+        print(note, file=stream)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.duration > 0:
+        log.error("--duration must be a positive number of seconds, got %s", args.duration)
+        return 2
+    if args.repeat < 1:
+        log.error("--repeat must be at least 1, got %s", args.repeat)
+        return 2
+    ncpu = os.cpu_count() or 1
+    threads = sorted(set(args.threads)) if args.threads else sorted({1, ncpu})
+    if threads[0] < 1:
+        log.error("--threads must be at least 1, got %s", threads[0])
+        return 2
+    try:
+        impls = _resolve_impls(args.impl)
+        default = core.selected()
+    except CoreError as exc:
+        log.error("%s", exc)
+        return 2
+
+    tty = sys.stderr.isatty()
+
+    def progress(impl: str, n: int, elapsed: float, rate: float) -> None:
+        if tty:
+            sys.stderr.write(f"\r  {impl:<16} x{n:<3} {elapsed:5.1f}/{args.duration:.1f} s  {_fmt_rate(rate):>12}   ")
+            sys.stderr.flush()
+
+    cycles_ok = perf_cycles_supported()
+    cells: list[Cell] = []
+    try:
+        for impl in impls:
+            for n in threads:
+                cell = Cell(impl, n)
+                for _ in range(args.repeat):
+                    cell.hashes_per_s.append(_measure(impl, n, args.duration, progress))
+                    if not tty:
+                        print(f"bench: {impl} threads={n}: {_fmt_rate(cell.hashes_per_s[-1])}",
+                              file=sys.stderr, flush=True)
+                if cycles_ok and n == 1:
+                    cell.cycles_per_nonce = cycles_per_nonce(impl)
+                cells.append(cell)
+    except CoreError as exc:
+        log.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        if tty:
+            sys.stderr.write("\n")
+        log.error("benchmark interrupted")
+        return 130
+    finally:
+        if tty:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+
+    if args.json:
+        doc = {
+            "selected": default,
+            "cpu_count": ncpu,
+            "duration_s": args.duration,
+            "repeat": args.repeat,
+            "cycles_supported": cycles_ok,
+            "results": [
+                {**{k: v for k, v in asdict(c).items() if k != "hashes_per_s"},
+                 "hashes_per_s": c.median, "runs": c.hashes_per_s}
+                for c in cells
+            ],
+        }
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        _print_table(cells, default, args.repeat, cycles_ok, sys.stdout)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (python -m miner.bench) until the CLI wires `miner bench`."""
+    parser = argparse.ArgumentParser(prog="miner bench", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
