@@ -217,3 +217,16 @@ class BM13xxDevice(ASICDevice):
         return {"chips": self.chips, "frequency_mhz": self.freq_mhz,
                 "nominal_hashrate": self.nominal_hashrate(),
                 "watts": self.facts.watts(self.freq_mhz, max(self.chips, 1)), "jobs_sent": self.jobs_sent}
+
+
+# Boards found by USB id and product string (the FT230X id alone is a generic bridge).
+USB_IDS = (
+    (0x0403, 0x6015, "CompacF Bitcoin Miner", "bm1397", "GekkoScience Compac F (BM1397)"),
+)
+
+
+def create(key: str, target: str, options: dict[str, Any], make_transport) -> BM13xxDevice:
+    from miner.drivers.chips import chip
+    facts = chip(key)
+    transport = make_transport(target, int(options.get("baud", 115200)))
+    return BM13xxDevice(f"{key}:{target}", transport, facts, options)

@@ -209,7 +209,8 @@ class USBTransport(Transport):
             return
         if self.bridge == "ftdi":
             value, index = ftdi_baud_divisor(baud)
-            self._dev.ctrl_transfer(0x40, self.FTDI_SET_BAUD, value, index | 1)  # port A is index 1
+            # Single-port bridges (FT232R, FT230X): wIndex carries only the third fraction bit.
+            self._dev.ctrl_transfer(0x40, self.FTDI_SET_BAUD, value, index)
         elif self.bridge == "cp210x":
             self._dev.ctrl_transfer(0x41, self.CP_SET_BAUDRATE, 0, 0, baud.to_bytes(4, "little"))
 
