@@ -133,7 +133,7 @@ class RealPool:
         self.stub.stop()
 
 
-def start_real_pool(difficulty: float = 0.001, user: str = "tester.worker1", password: str = "x") -> RealPool:
+def start_real_pool(difficulty: float = 0.001, user: str = "tester.worker1", password: str = "rp-S3cret-pw") -> RealPool:
     node = shutil.which("node")
     if node is None:
         pytest.fail(f"node is not installed; the real-pool tests need Node.js >= 18 ({NPM_HINT})")
