@@ -176,7 +176,7 @@ def in_window(minute: int, window: tuple[int, int]) -> bool:
 
 class ScheduleSource(Source):
     key = "schedule"
-    interval = 1.0
+    interval = TICK_S  # a clock read: cheap, and a window edge is acted on within a second
 
     def __init__(self, windows: list[str], now: Callable[[], _dt.datetime] = _dt.datetime.now) -> None:
         super().__init__()
