@@ -578,3 +578,51 @@ def test_tls_refuses_unknown_ca_and_insecure_opt_out_warns(tls_pool_ctx, caplog)
     arun(go())
     assert "certificate verification is OFF" in caplog.text
     no_tracebacks(caplog)
+
+
+def test_handshake_timeout_is_a_counted_failure(caplog):
+    async def go():
+        pool = await FakePool(difficulty=D).start()
+        # Swallow mining.subscribe: the pool accepts the connection but never answers.
+        pool.on_message = lambda c, m: m.get("method") == "mining.subscribe"
+        t = Timeouts(connect=2.0, handshake=0.3, reply=2.0, silence=30.0)
+        async with Harness([pool.url], timeouts=t) as h:
+            await h.wait(lambda: len(h.pool_events("failed")) >= 2)
+            assert "no reply from the pool during the handshake" in h.pool_events("failed")[0]["reason"]
+            pool.on_message = None
+            await h.wait_jobs(1)
+        await pool.stop()
+
+    arun(go())
+    no_tracebacks(caplog)
+
+
+def test_resume_refused_falls_back_to_a_fresh_subscribe():
+    async def go():
+        pool = await FakePool(difficulty=D).start()
+
+        def refuse_resume(c, m):
+            if m.get("method") == "mining.subscribe" and len(m.get("params") or []) > 1:
+                c.send({"id": m["id"], "result": None, "error": [20, "unknown session", None]})
+                return True
+            return False
+
+        async with Harness([pool.url]) as h:
+            j1 = await h.wait_jobs(1)
+            pool.on_message = refuse_resume
+            pool.client.close()
+            j2 = await h.wait_jobs(2)
+            subs = [m["params"] for c in pool.clients for m in c.requests("mining.subscribe")]
+            assert subs[-2:] == [["testminer/1.0", "sess08000002"], ["testminer/1.0"]]
+            assert j2.clean and j2.extranonce1 != j1.extranonce1
+        await pool.stop()
+
+    arun(go())
+
+
+def test_bad_suggested_difficulty_is_a_config_error():
+    from miner.errors import ConfigError
+    with pytest.raises(ConfigError, match="suggested difficulty"):
+        PoolManager([PoolConfig("stratum+tcp://127.0.0.1:1", "w")], on_job=print, suggest_difficulty=-1)
+    with pytest.raises(ConfigError, match="no pool"):
+        PoolManager([], on_job=print)

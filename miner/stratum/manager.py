@@ -77,6 +77,9 @@ class PoolManager:
         if agent is None:
             from miner import __version__
             agent = f"miner/{__version__}"
+        if suggest_difficulty is not None and not (isinstance(suggest_difficulty, (int, float))
+                                                   and 0 < suggest_difficulty < float("inf")):
+            raise ConfigError(f"suggested difficulty must be a positive number, got {suggest_difficulty!r}")
         self._on_job_cb = on_job
         self._on_event_cb = on_event
         self.agent = agent
@@ -107,6 +110,7 @@ class PoolManager:
         self._inflight: set[asyncio.Task] = set()
         self._closing = False
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- public: control ----------------------------------------------------
     @property
@@ -194,6 +198,7 @@ class PoolManager:
     async def run(self) -> None:
         """Connect, mine, fail over; returns only after close()."""
         self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         while not self._closing:
             try:
                 p, wait = self._pick()
@@ -265,6 +270,12 @@ class PoolManager:
             self._count_stale(p, share, "job dropped by the pool")
             return
         self._send(p, s, share)
+
+    def submit_threadsafe(self, share: Share) -> None:
+        """submit() from another thread (a device's reader thread): queued onto the manager's loop."""
+        if self._loop is None:
+            raise PoolError("pool manager is not running")
+        self._loop.call_soon_threadsafe(self.submit, share)
 
     # -- internals: shares -------------------------------------------------------------------
     @staticmethod

@@ -97,6 +97,7 @@ class StratumSession:
         self._next_id = 1
         self._pending: dict[int, asyncio.Future] = {}
         self._reply_hooks: dict[int, Callable[[codec.Response], None]] = {}
+        self._side_tasks: set[asyncio.Task] = set()
         self._read_task: asyncio.Task | None = None
         self._closed = asyncio.Event()
         self._last_rx = time.monotonic()
@@ -128,6 +129,9 @@ class StratumSession:
         self._read_task = asyncio.create_task(self._read_loop(), name=f"stratum-read-{self.pool_id}")
         try:
             await self._handshake()
+        except asyncio.TimeoutError as e:
+            await self.close()
+            raise PoolError(f"{self.label}: no reply from the pool during the handshake") from e
         except BaseException:
             await self.close()
             raise
@@ -206,7 +210,9 @@ class StratumSession:
                     log.info("%s: %s not supported: %s", self.label, method, codec.error_reason(res.error))
             except (PoolError, asyncio.TimeoutError):
                 log.info("%s: no answer to %s", self.label, method)
-        asyncio.create_task(go(), name=f"stratum-{method}")
+        task = asyncio.create_task(go(), name=f"stratum-{method}")
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
 
     async def serve(self) -> str:
         """Run until the connection ends; returns the reason."""
