@@ -33,6 +33,8 @@ def session_job(difficulty: float = 1e-4, version_mask: int = 0x1FFFE000, job_id
 class TestContext:
     """Thread-safe DeviceContext; counts what the engine would count."""
 
+    __test__ = False  # a helper, not a pytest test class
+
     def __init__(self, job: Job | None = None) -> None:
         self.job = job or session_job()
         self._lock = threading.Lock()
