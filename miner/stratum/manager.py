@@ -451,7 +451,8 @@ class PoolManager:
         self._session = self._active = None
         p.connected_since = None
         p.resume = session.resume_state() if session.extranonce1 else None
-        log.warning("pool %d: disconnected (%s)", p.id, reason)
+        log.log(logging.INFO if self._closing or reason.startswith("left:") else logging.WARNING,
+                "pool %d: disconnected (%s)", p.id, reason)
         self._event("pool", {"pool": p.id, "state": "disconnected", "reason": reason, "url": cfg.safe_url})
         if self._closing:
             return
