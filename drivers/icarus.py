@@ -163,7 +163,7 @@ class IcarusDevice(ASICDevice):
 
     def _sample(self, counter: int, elapsed: float) -> None:
         # Full-range timing: the counter reached ``counter`` after ``elapsed`` seconds.
-        if elapsed > 0.05 and counter > 1 << 20:
+        if elapsed > 0.05 and counter > 1 << 16:
             self._samples.append(counter / elapsed)
             if len(self._samples) >= 3:
                 self.estimate = statistics.median(self._samples)
