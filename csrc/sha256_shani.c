@@ -81,17 +81,21 @@ SHANI_INLINE void shani_prepare(const miner_work *w, shani_pre *p) {
     p->h2_msg1_23 = _mm_sha256msg1_epu32(p->h2_g2, p->h2_g3);
 }
 
+/* Every loop below runs over lanes or schedule groups with constant bounds; fully
+ * unrolled, the arrays become registers and the lanes interleave. */
+#define UNROLL _Pragma("GCC unroll 16")
+
 /* Two rounds into S1 then two into S0 (the pairs alternate roles). */
 #define RND4(L, kw)                                                            \
     do {                                                                       \
-        for (int l = 0; l < (L); l++) S1[l] = _mm_sha256rnds2_epu32(S1[l], S0[l], kw[l]); \
-        for (int l = 0; l < (L); l++) kw[l] = _mm_shuffle_epi32(kw[l], 0x0E);  \
-        for (int l = 0; l < (L); l++) S0[l] = _mm_sha256rnds2_epu32(S0[l], S1[l], kw[l]); \
+        UNROLL for (int l = 0; l < (L); l++) S1[l] = _mm_sha256rnds2_epu32(S1[l], S0[l], kw[l]); \
+        UNROLL for (int l = 0; l < (L); l++) kw[l] = _mm_shuffle_epi32(kw[l], 0x0E);  \
+        UNROLL for (int l = 0; l < (L); l++) S0[l] = _mm_sha256rnds2_epu32(S0[l], S1[l], kw[l]); \
     } while (0)
 /* Group g of the schedule from groups g-4..g-1 held in G[.][g & 3]; m1 is msg1(g-4, g-3). */
 #define SCHED(L, gi, m1)                                                       \
     do {                                                                       \
-        for (int l = 0; l < (L); l++)                                          \
+        UNROLL for (int l = 0; l < (L); l++)                                          \
             G[l][(gi) & 3] = _mm_sha256msg2_epu32(                             \
                 _mm_add_epi32(m1, _mm_alignr_epi8(G[l][((gi) - 1) & 3], G[l][((gi) - 2) & 3], 4)), \
                 G[l][((gi) - 1) & 3]);                                         \
@@ -101,7 +105,7 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
     __m128i S0[4], S1[4], G[4][4], kw[4], m1[4];
 
     /* ---- First hash. Rounds 2-3: the only ones before the schedule that see the nonce. ---- */
-    for (int l = 0; l < L; l++) {
+    UNROLL for (int l = 0; l < L; l++) {
         uint32_t wn = __builtin_bswap32(n0 + (uint32_t)l);
         G[l][0] = _mm_insert_epi32(p->h1_m0, (int)wn, 3);
         G[l][1] = p->h1_g1;
@@ -111,25 +115,25 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
         S0[l] = p->h1_mid_abef; /* CDGH after rounds 0-1 = ABEF before them */
         S1[l] = p->h1_abef2;
     }
-    for (int l = 0; l < L; l++) S0[l] = _mm_sha256rnds2_epu32(S0[l], S1[l], kw[l]);
+    UNROLL for (int l = 0; l < L; l++) S0[l] = _mm_sha256rnds2_epu32(S0[l], S1[l], kw[l]);
     /* Rounds 4-15: constant K + W. */
-    for (int gi = 1; gi < 4; gi++) {
-        for (int l = 0; l < L; l++) kw[l] = p->h1_kw[gi];
+    UNROLL for (int gi = 1; gi < 4; gi++) {
+        UNROLL for (int l = 0; l < L; l++) kw[l] = p->h1_kw[gi];
         RND4(L, kw);
     }
     /* Rounds 16-63 with the schedule. */
-    for (int gi = 4; gi < 16; gi++) {
-        for (int l = 0; l < L; l++) {
+    UNROLL for (int gi = 4; gi < 16; gi++) {
+        UNROLL for (int l = 0; l < L; l++) {
             if (gi == 5) m1[l] = p->h1_msg1_12;
             else if (gi == 6) m1[l] = p->h1_msg1_23;
             else m1[l] = _mm_sha256msg1_epu32(G[l][gi & 3], G[l][(gi + 1) & 3]);
         }
         SCHED(L, gi, m1[l]);
-        for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi & 3], p->k[gi]);
+        UNROLL for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi & 3], p->k[gi]);
         RND4(L, kw);
     }
     /* Feed-forward, then the digest as the second hash's W0..W7. */
-    for (int l = 0; l < L; l++) {
+    UNROLL for (int l = 0; l < L; l++) {
         S0[l] = _mm_add_epi32(S0[l], p->h1_mid_abef);
         S1[l] = _mm_add_epi32(S1[l], p->h1_mid_cdgh);
         G[l][0] = _mm_shuffle_epi32(_mm_unpackhi_epi64(S1[l], S0[l]), 0x1B); /* A B C D */
@@ -140,32 +144,32 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
         S1[l] = p->h2_iv_cdgh;
     }
     /* ---- Second hash. ---- */
-    for (int gi = 0; gi < 2; gi++) {
-        for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi], p->k[gi]);
+    UNROLL for (int gi = 0; gi < 2; gi++) {
+        UNROLL for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi], p->k[gi]);
         RND4(L, kw);
     }
-    for (int gi = 2; gi < 4; gi++) {
-        for (int l = 0; l < L; l++) kw[l] = p->h2_kw[gi];
+    UNROLL for (int gi = 2; gi < 4; gi++) {
+        UNROLL for (int l = 0; l < L; l++) kw[l] = p->h2_kw[gi];
         RND4(L, kw);
     }
-    for (int gi = 4; gi < 16; gi++) {
-        for (int l = 0; l < L; l++)
+    UNROLL for (int gi = 4; gi < 16; gi++) {
+        UNROLL for (int l = 0; l < L; l++)
             m1[l] = gi == 6 ? p->h2_msg1_23 : _mm_sha256msg1_epu32(G[l][gi & 3], G[l][(gi + 1) & 3]);
         if (gi == 4) {
-            for (int l = 0; l < L; l++)
+            UNROLL for (int l = 0; l < L; l++)
                 G[l][0] = _mm_sha256msg2_epu32(_mm_add_epi32(m1[l], p->h2_align32), G[l][3]);
         } else {
             SCHED(L, gi, m1[l]);
         }
-        for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi & 3], p->k[gi]);
+        UNROLL for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi & 3], p->k[gi]);
         if (gi < 15) {
             RND4(L, kw);
         } else {
             /* Rounds 60-61 only: F of the new ABEF is e after round 60. */
-            for (int l = 0; l < L; l++) S1[l] = _mm_sha256rnds2_epu32(S1[l], S0[l], kw[l]);
+            UNROLL for (int l = 0; l < L; l++) S1[l] = _mm_sha256rnds2_epu32(S1[l], S0[l], kw[l]);
         }
     }
-    for (int l = 0; l < L; l++) h7[l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;
+    UNROLL for (int l = 0; l < L; l++) h7[l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;
 }
 
 #define SHANI_SCAN(name, L)                                                    \
