@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import time
 from collections import deque
 from dataclasses import dataclass
 from importlib import resources
@@ -276,10 +277,13 @@ def _relaunch_all(dev, pre: JobPrecompute, launch: Launch) -> list[int]:
 def pipeline_run(dev, ctx, tuner: LaunchTuner, depth: int = 2) -> dict[str, float]:
     """Drive ``dev`` (launch()/wait()) from ``ctx`` with ``depth`` launches in flight until stopping.
 
-    Returns timing facts of the run: kernel seconds, launches, and the device
-    idle time between pipelined launches as a fraction of kernel time.
+    Work is pulled in slices of several launches and cut into launches of
+    ``tuner.size`` nonces; a new job generation is picked up at the next
+    launch, so a stale job costs at most the launches already in flight.
+    Returns timing facts of the run (kernel and wall seconds, idle fraction).
     """
     inflight: deque = deque()
+    wall_start: float | None = None
     work = pre = None
     pos = end = 0
     kernel_s = gap_s = 0.0
@@ -299,6 +303,8 @@ def pipeline_run(dev, ctx, tuner: LaunchTuner, depth: int = 2) -> dict[str, floa
             n = min(tuner.size, end - pos)
             launch = dev.launch(pre, pos, n, found_capacity(n, work.target))
             launch.pipelined = bool(inflight)
+            if wall_start is None:
+                wall_start = time.perf_counter()
             inflight.append((work, pre, launch))
             pos += n
         if not inflight:
@@ -322,6 +328,10 @@ def pipeline_run(dev, ctx, tuner: LaunchTuner, depth: int = 2) -> dict[str, floa
         for nonce in hits or ():
             ctx.submit(w, nonce)
         ctx.hashes(launch.count)
-    return {"launches": launches, "kernel_seconds": kernel_s,
+    wall_s = time.perf_counter() - wall_start if wall_start is not None else 0.0
+    # idle_fraction: device-timeline gaps between back-to-back launches (OpenCL profiling);
+    # busy_fraction: kernel time over host wall time, which also counts waits for work.
+    return {"launches": launches, "kernel_seconds": kernel_s, "wall_seconds": wall_s,
             "idle_fraction": (gap_s / kernel_s) if kernel_s and gaps else 0.0,
+            "busy_fraction": (kernel_s / wall_s) if wall_s else 0.0,
             "launch_size": tuner.size}

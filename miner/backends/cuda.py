@@ -1,0 +1,419 @@
+"""CUDA GPU backend: kernels/sha256d.cu through cuda-python (NVRTC + driver API), or pycuda.
+
+Device spec: ``cuda:N`` (driver ordinal, as `miner devices` lists it) or
+``cuda`` for all. Options as for OpenCL: gpu_kernel_ms, gpu_launch, and
+``cuda_runtime`` = "cuda-python" (default) or "pycuda".
+
+Compilation: NVRTC builds a cubin for the device's own architecture
+(sm_XY), so no PTX is JIT-compiled by the driver and the driver's PTX ISA
+limit does not matter. Only when NVRTC does not know the architecture
+(a GPU newer than the NVRTC) does it fall back to PTX for the driver to JIT;
+that PTX's ISA version must not exceed what the driver accepts, which is why
+the NVRTC wheel is pinned (CUDA 13.0's NVRTC emits PTX ISA 9.0, JIT-able by
+drivers from r580 on).
+
+Nothing here imports cuda-python or pycuda at module import time.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import re
+from typing import Any
+
+from miner.backend import Backend, DetectedDevice, Device, DeviceContext
+from miner.backends import gpu_common
+from miner.backends.gpu_common import Launch, LaunchTuner, pipeline_run, selftest_cases
+from miner.errors import BackendUnavailable, ConfigError, DeviceError
+
+log = logging.getLogger(__name__)
+
+KERNEL_FILE = "sha256d.cu"
+KERNEL_NAME = b"sha256d_scan"
+BLOCK = 256                      # matches __launch_bounds__(256) in the kernel
+NVRTC_OPTIONS = (b"-std=c++17",)
+
+
+def _bindings():
+    try:
+        from cuda.bindings import driver, nvrtc
+    except ImportError:
+        try:  # cuda-python 12.x before the cuda.bindings split
+            from cuda import cuda as driver, nvrtc  # type: ignore[no-redef]
+        except ImportError as exc:
+            raise BackendUnavailable(f"CUDA needs cuda-python: install miner[cuda] ({exc})") from exc
+    return driver, nvrtc
+
+
+def _check(result, what: str):
+    """cuda-python returns (status, *values); raise DeviceError on a failed status."""
+    status, *values = result
+    if int(status) != 0:
+        raise DeviceError(f"CUDA {what} failed: {status!r}")
+    return values[0] if len(values) == 1 else (tuple(values) if values else None)
+
+
+def nvrtc_compile(arch: str, source: str | None = None, extra: tuple[bytes, ...] = ()) -> tuple[bytes, str]:
+    """Compile kernels/sha256d.cu with NVRTC for ``arch`` ("sm_90" -> cubin, "compute_90" -> PTX).
+
+    ``extra``: more NVRTC options, e.g. (b"--ptxas-options=-v",) to get ptxas's
+    register and spill report in the returned log.
+    Returns (image, compile log). Raises BackendUnavailable when libnvrtc is
+    missing and DeviceError when compilation fails.
+    """
+    _, nvrtc = _bindings()
+    src = (source or gpu_common.kernel_source(KERNEL_FILE)).encode()
+    try:
+        prog = _check(nvrtc.nvrtcCreateProgram(src, b"sha256d.cu", 0, [], []), "nvrtcCreateProgram")
+    except (RuntimeError, OSError) as exc:  # the pathfinder cannot find libnvrtc
+        raise BackendUnavailable(f"NVRTC library not found: pip install 'nvidia-cuda-nvrtc==13.0.*' ({exc})") from exc
+    try:
+        opts = [f"--gpu-architecture={arch}".encode(), *NVRTC_OPTIONS, *extra]
+        status, = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
+        size = _check(nvrtc.nvrtcGetProgramLogSize(prog), "nvrtcGetProgramLogSize")
+        buf = b" " * size
+        _check(nvrtc.nvrtcGetProgramLog(prog, buf), "nvrtcGetProgramLog")
+        text = buf.rstrip(b"\0 ").decode(errors="replace")
+        if int(status) != 0:
+            raise DeviceError(f"NVRTC could not compile {KERNEL_FILE} for {arch}: {status!r}\n{text}")
+        if arch.startswith("sm_"):
+            size = _check(nvrtc.nvrtcGetCUBINSize(prog), "nvrtcGetCUBINSize")
+            image = b" " * size
+            _check(nvrtc.nvrtcGetCUBIN(prog, image), "nvrtcGetCUBIN")
+        else:
+            size = _check(nvrtc.nvrtcGetPTXSize(prog), "nvrtcGetPTXSize")
+            image = b" " * size
+            _check(nvrtc.nvrtcGetPTX(prog, image), "nvrtcGetPTX")
+        return image, text
+    finally:
+        nvrtc.nvrtcDestroyProgram(prog)
+
+
+def ptx_isa_version(ptx: bytes) -> tuple[int, int]:
+    """The ``.version X.Y`` a PTX image declares (what a driver must support to JIT it)."""
+    m = re.search(rb"^\s*\.version\s+(\d+)\.(\d+)", ptx, re.M)
+    if not m:
+        raise ValueError("no .version directive in PTX")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _driver_or_none():
+    """The driver module after a successful cuInit, or None when no driver/GPU is present."""
+    try:
+        driver, _ = _bindings()
+    except BackendUnavailable:
+        return None
+    try:
+        status, = driver.cuInit(0)
+    except Exception as exc:  # cuda-pathfinder raises when libcuda.so is absent; that means "no GPU"
+        log.debug("CUDA driver not loadable: %s", exc)
+        return None
+    if int(status) != 0:
+        log.debug("cuInit: %r", status)
+        return None
+    return driver
+
+
+class CUDADevice(Device):
+    kind = "cuda"
+
+    def __init__(self, name: str, ordinal: int, options: dict[str, Any] | None = None) -> None:
+        super().__init__(name)
+        options = options or {}
+        self.ordinal = ordinal
+        self.tuner = LaunchTuner(target_ms=float(options.get("gpu_kernel_ms") or 30.0),
+                                 fixed=options.get("gpu_launch"))
+        self._drv = None
+        self._ctx = self._module = self._func = self._stream = None
+        self._dev = None
+        self._slots: list = [None, None]
+        self._slot = 0
+        self.arch = ""
+        self.model = ""
+        self.last_run_stats: dict[str, float] = {}
+
+    def open(self) -> None:
+        drv = _driver_or_none()
+        if drv is None:
+            raise DeviceError(f"{self.name}: no NVIDIA driver or GPU on this machine")
+        self._drv = drv
+        self._dev = _check(drv.cuDeviceGet(self.ordinal), "cuDeviceGet")
+        self.model = _check(drv.cuDeviceGetName(256, self._dev), "cuDeviceGetName").split(b"\0")[0].decode()
+        attr = drv.CUdevice_attribute
+        major = _check(drv.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self._dev), "attr")
+        minor = _check(drv.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self._dev), "attr")
+        self.arch = f"{major}{minor}"
+        self._ctx = _check(drv.cuDevicePrimaryCtxRetain(self._dev), "cuDevicePrimaryCtxRetain")
+        self._bind()
+        try:
+            image, _ = nvrtc_compile(f"sm_{self.arch}")
+        except DeviceError as exc:  # NVRTC older than the GPU: let the driver JIT PTX instead
+            log.info("%s: no cubin for sm_%s (%s); using PTX", self.name, self.arch, str(exc).splitlines()[0])
+            image, _ = nvrtc_compile(f"compute_{self.arch}")
+        self._module = _check(drv.cuModuleLoadData(image), "cuModuleLoadData")
+        self._func = _check(drv.cuModuleGetFunction(self._module, KERNEL_NAME), "cuModuleGetFunction")
+        self._stream = _check(drv.cuStreamCreate(drv.CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate")
+        log.info("%s: %s sm_%s", self.name, self.model, self.arch)
+
+    def _bind(self) -> None:
+        """Make the device's context current on the calling thread (run() has its own thread)."""
+        _check(self._drv.cuCtxSetCurrent(self._ctx), "cuCtxSetCurrent")
+
+    def close(self) -> None:
+        drv = self._drv
+        if drv is None:
+            return
+        try:
+            self._bind()
+            if self._stream is not None:
+                drv.cuStreamSynchronize(self._stream)
+            for slot in self._slots:
+                if slot is not None:
+                    drv.cuMemFree(slot[0])
+                    drv.cuMemFreeHost(slot[1])
+            if self._stream is not None:
+                drv.cuStreamDestroy(self._stream)
+            if self._module is not None:
+                drv.cuModuleUnload(self._module)
+            drv.cuDevicePrimaryCtxRelease(self._dev)
+        except Exception as exc:  # close after a failure must not raise again
+            log.debug("%s: close: %s", self.name, exc)
+        self._slots = [None, None]
+        self._stream = self._module = self._func = self._ctx = None
+        self._drv = None
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"launch_size": self.tuner.size}
+        if self.model:
+            out["model"] = self.model
+            out["arch"] = f"sm_{self.arch}"
+        out.update(self.last_run_stats)
+        return out
+
+    def launch(self, pre: gpu_common.JobPrecompute, nonce_base: int, count: int, cap: int) -> Launch:
+        drv = self._drv
+        if self._func is None:
+            raise DeviceError(f"{self.name}: not open")
+        gpu_common.check_launch_range(nonce_base, count)
+        self._slot ^= 1
+        slot = self._slots[self._slot]
+        if slot is None or slot[2] < cap:
+            if slot is not None:
+                _check(drv.cuStreamSynchronize(self._stream), "cuStreamSynchronize")
+                drv.cuMemFree(slot[0])
+                drv.cuMemFreeHost(slot[1])
+            nbytes = 4 * (cap + 1)
+            slot = (_check(drv.cuMemAlloc(nbytes), "cuMemAlloc"),
+                    _check(drv.cuMemAllocHost(nbytes), "cuMemAllocHost"), cap,
+                    _check(drv.cuEventCreate(0), "cuEventCreate"), _check(drv.cuEventCreate(0), "cuEventCreate"))
+            self._slots[self._slot] = slot
+        dptr, hptr, _, ev0, ev1 = slot
+        job = (ctypes.c_uint32 * gpu_common.JOB_WORDS).from_buffer_copy(pre.pack(nonce_base, count, cap))
+        out_arg = ctypes.c_uint64(int(dptr))
+        params = (ctypes.c_void_p * 2)(ctypes.addressof(job), ctypes.addressof(out_arg))
+        grid = -(-count // BLOCK)
+        nbytes = 4 * (cap + 1)
+        _check(drv.cuMemsetD32Async(dptr, 0, 1, self._stream), "cuMemsetD32Async")
+        _check(drv.cuEventRecord(ev0, self._stream), "cuEventRecord")
+        _check(drv.cuLaunchKernel(self._func, grid, 1, 1, BLOCK, 1, 1, 0, self._stream,
+                                  ctypes.addressof(params), 0), "cuLaunchKernel")
+        _check(drv.cuEventRecord(ev1, self._stream), "cuEventRecord")
+        _check(drv.cuMemcpyDtoHAsync(hptr, dptr, nbytes, self._stream), "cuMemcpyDtoHAsync")
+        done = _check(drv.cuEventCreate(drv.CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate")
+        _check(drv.cuEventRecord(done, self._stream), "cuEventRecord")
+        found = (ctypes.c_char * nbytes).from_address(int(hptr))
+        # cuLaunchKernel copies the parameters at launch, so job/params may go after it returns.
+        return Launch(nonce_base, count, cap, memoryview(found).cast("B"), (ev0, ev1), done, None)
+
+    def wait(self, launch: Launch):
+        drv = self._drv
+        try:
+            _check(drv.cuEventSynchronize(launch.done_event), "cuEventSynchronize")
+            ms = _check(drv.cuEventElapsedTime(*launch.kernel_event), "cuEventElapsedTime")
+        finally:
+            drv.cuEventDestroy(launch.done_event)
+        hits = launch.hits()
+        # The elapsed-time pair does not place the kernel on a clock, so successive
+        # launches are treated as back to back; idle gaps are measured on OpenCL.
+        return hits, 0.0, 0.0, ms / 1000.0
+
+    def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
+        """Synchronous scan of one range (self-test, tests); sorted like miner.core.scan."""
+        self._bind()
+        pre = gpu_common.precompute(header, target)
+        hits: list[int] = []
+        pos, end = start, start + count
+        while pos < end:
+            n = min(end - pos, 1 << 28)
+            launch = self.launch(pre, pos, n, gpu_common.found_capacity(n, target))
+            got = self.wait(launch)[0]
+            if got is None:
+                launch = self.launch(pre, pos, n, launch.total + 1)
+                got = self.wait(launch)[0]
+            hits.extend(got)
+            pos += n
+        return sorted(hits)
+
+    def selftest(self) -> None:
+        for label, header, start, count, target, expect in selftest_cases():
+            got = self.scan(header, start, count, target)
+            if got != expect:
+                raise DeviceError(f"{self.name}: self-test {label} failed: kernel found {got[:8]}, "
+                                  f"C core {expect[:8]}")
+        log.info("%s: self-test passed", self.name)
+
+    def run(self, ctx: DeviceContext) -> None:
+        self._bind()
+        self.last_run_stats = pipeline_run(self, ctx, self.tuner)
+
+
+class CUDABackend(Backend):
+    name = "cuda"
+    extra = "cuda"
+
+    @classmethod
+    def detect(cls) -> list[DetectedDevice]:
+        drv = _driver_or_none()
+        if drv is None:
+            return []
+        try:
+            n = _check(drv.cuDeviceGetCount(), "cuDeviceGetCount")
+            version = _check(drv.cuDriverGetVersion(), "cuDriverGetVersion")
+            out = []
+            for i in range(n):
+                dev = _check(drv.cuDeviceGet(i), "cuDeviceGet")
+                name = _check(drv.cuDeviceGetName(256, dev), "cuDeviceGetName").split(b"\0")[0].decode()
+                attr = drv.CUdevice_attribute
+                sms = _check(drv.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev), "attr")
+                out.append(DetectedDevice("cuda", f"cuda:{i}", name,
+                                          {"driver": f"{version // 1000}.{version % 1000 // 10}",
+                                           "multiprocessors": sms}))
+            return out
+        except DeviceError as exc:
+            log.warning("CUDA detection failed: %s", exc)
+            return []
+
+    @classmethod
+    def create(cls, specs: list[str], options: dict[str, Any]) -> list[Device]:
+        runtime = options.get("cuda_runtime") or "cuda-python"
+        if runtime not in ("cuda-python", "pycuda"):
+            raise ConfigError(f"cuda_runtime must be cuda-python or pycuda, not {runtime!r}")
+        if runtime == "pycuda":
+            found = _pycuda_detect()
+        else:
+            _bindings()  # BackendUnavailable with the pip extra when cuda-python is missing
+            found = cls.detect()
+        if not found:
+            raise BackendUnavailable("CUDA: no NVIDIA driver or GPU found (cuInit failed or no devices)")
+        chosen = []
+        for spec in specs or ["cuda"]:
+            parts = spec.split(":")
+            if parts[0] != "cuda" or len(parts) > 2 or not all(p.isdigit() for p in parts[1:]):
+                raise ConfigError(f"bad CUDA device {spec!r}: use cuda or cuda:N")
+            match = [d for d in found if spec in ("cuda", d.spec)]
+            if not match:
+                raise ConfigError(f"no CUDA device {spec!r} (present: {', '.join(d.spec for d in found)})")
+            chosen.extend(d for d in match if d not in chosen)
+        kind = PyCUDADevice if runtime == "pycuda" else CUDADevice
+        return [kind(d.spec, int(d.spec.split(":")[1]), options) for d in chosen]
+
+
+# ---------------------------------------------------------------------------
+# pycuda as the alternative runtime: same kernel source, compiled by pycuda's
+# own nvcc path (whoever built pycuda has the toolkit), same launch contract.
+
+def _pycuda():
+    try:
+        import numpy
+        import pycuda.driver as pdrv
+        from pycuda.compiler import SourceModule
+    except ImportError as exc:
+        raise BackendUnavailable(f"cuda_runtime=pycuda but pycuda is not importable ({exc})") from exc
+    return pdrv, SourceModule, numpy
+
+
+def _pycuda_detect() -> list[DetectedDevice]:
+    pdrv, _, _ = _pycuda()
+    try:
+        pdrv.init()
+        return [DetectedDevice("cuda", f"cuda:{i}", pdrv.Device(i).name(), {"runtime": "pycuda"})
+                for i in range(pdrv.Device.count())]
+    except pdrv.Error as exc:
+        log.debug("pycuda: %s", exc)
+        return []
+
+
+class PyCUDADevice(CUDADevice):
+    """CUDADevice on pycuda. Job struct passed by value as a numpy void scalar (144 bytes)."""
+
+    def open(self) -> None:
+        pdrv, SourceModule, np = _pycuda()
+        self._p = pdrv
+        self._np = np
+        try:
+            pdrv.init()
+            dev = pdrv.Device(self.ordinal)
+            self.model = dev.name()
+            major, minor = dev.compute_capability()
+            self.arch = f"{major}{minor}"
+            self._ctx = dev.retain_primary_context()
+            self._ctx.push()
+            try:
+                mod = SourceModule(gpu_common.kernel_source(KERNEL_FILE), no_extern_c=True,
+                                   arch=f"sm_{self.arch}")
+                self._module = mod
+                self._func = mod.get_function(KERNEL_NAME.decode())
+                self._stream = pdrv.Stream()
+            finally:
+                pdrv.Context.pop()
+        except pdrv.Error as exc:
+            raise DeviceError(f"{self.name}: pycuda: {exc}") from exc
+        self._jobtype = np.dtype([("w", "<u4", (gpu_common.JOB_WORDS,))])
+
+    def _bind(self) -> None:
+        # pycuda keeps a context stack per thread; run()/scan() push and pop around their work.
+        pass
+
+    def close(self) -> None:
+        self._slots = [None, None]
+        self._func = self._module = self._stream = self._ctx = None
+
+    def launch(self, pre, nonce_base: int, count: int, cap: int) -> Launch:
+        pdrv, np = self._p, self._np
+        gpu_common.check_launch_range(nonce_base, count)
+        self._slot ^= 1
+        slot = self._slots[self._slot]
+        if slot is None or slot[2] < cap:
+            self._stream.synchronize()
+            slot = (pdrv.mem_alloc(4 * (cap + 1)), pdrv.pagelocked_empty(cap + 1, np.uint32), cap,
+                    pdrv.Event(), pdrv.Event())
+            self._slots[self._slot] = slot
+        dbuf, hbuf, _, ev0, ev1 = slot
+        job = np.frombuffer(pre.pack(nonce_base, count, cap), dtype=self._jobtype)[0]
+        pdrv.memset_d32_async(dbuf, 0, 1, self._stream)
+        ev0.record(self._stream)
+        self._func(job, dbuf, block=(BLOCK, 1, 1), grid=(-(-count // BLOCK), 1), stream=self._stream)
+        ev1.record(self._stream)
+        pdrv.memcpy_dtoh_async(hbuf, dbuf, self._stream)
+        done = pdrv.Event()
+        done.record(self._stream)
+        return Launch(nonce_base, count, cap, memoryview(hbuf).cast("B"), (ev0, ev1), done, None)
+
+    def wait(self, launch: Launch):
+        launch.done_event.synchronize()
+        ev0, ev1 = launch.kernel_event
+        return launch.hits(), 0.0, 0.0, ev1.time_since(ev0) / 1000.0
+
+    def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
+        self._ctx.push()
+        try:
+            return super().scan(header, start, count, target)
+        finally:
+            self._p.Context.pop()
+
+    def run(self, ctx: DeviceContext) -> None:
+        self._ctx.push()
+        try:
+            self.last_run_stats = pipeline_run(self, ctx, self.tuner)
+        finally:
+            self._p.Context.pop()
