@@ -626,3 +626,26 @@ def test_bad_suggested_difficulty_is_a_config_error():
         PoolManager([PoolConfig("stratum+tcp://127.0.0.1:1", "w")], on_job=print, suggest_difficulty=-1)
     with pytest.raises(ConfigError, match="no pool"):
         PoolManager([], on_job=print)
+
+
+def test_share_found_while_disconnected_is_held_then_resolved(caplog):
+    caplog.set_level(logging.INFO)
+
+    async def go():
+        pool = await FakePool(difficulty=D).start()
+        async with Harness([pool.url]) as h:
+            job = await h.wait_jobs(1)
+            share = mine_share(job)
+            await pool.stop()
+            await h.wait(lambda: h.mgr.active_pool_id is None)
+            h.mgr.submit(share)
+            assert h.mgr.counters(0)["held"] == 1
+            pool.session_ids.clear()              # the pool restarts without our session
+            await pool.restart()
+            await h.wait(lambda: h.shares("stale"))
+            assert h.mgr.counters(0)["held"] == 0 and h.mgr.snapshots()[0].stale == 1
+            assert not any(c.requests("mining.submit") for c in pool.clients)
+        await pool.stop()
+
+    arun(go())
+    assert "held for the reconnect" in caplog.text

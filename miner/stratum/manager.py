@@ -61,7 +61,7 @@ class _Pool:
     version_mask: int = 0
     last_share_time: float | None = None
     reject_reasons: dict[str, int] = field(default_factory=dict)
-    held: deque = field(default_factory=lambda: deque(maxlen=MAX_HELD))
+    held: deque = field(default_factory=deque)
 
 
 class PoolManager:
@@ -263,8 +263,8 @@ class PoolManager:
             if self._active is not None and self._active is not p:
                 self._count_stale(p, share, "pool no longer active")
                 return
-            p.held.append(share)
-            log.info("pool %d: not connected; share for job %s held for the reconnect", p.id, share.job.job_id)
+            if self._hold(p, share):
+                log.info("pool %d: not connected; share for job %s held for the reconnect", p.id, share.job.job_id)
             return
         if not s.job_valid(share.job):
             self._count_stale(p, share, "job dropped by the pool")
@@ -311,9 +311,9 @@ class PoolManager:
             return
         except PoolError:
             # Sent, but the reply died with the connection: retry on a resumed session or count stale.
-            log.info("pool %d: connection lost before the reply to share on job %s; holding it for the reconnect",
-                     p.id, share.job.job_id)
-            p.held.append(share)
+            if self._hold(p, share):
+                log.info("pool %d: connection lost before the reply to share on job %s; holding it for the reconnect",
+                         p.id, share.job.job_id)
             return
         job = share.job
         if ok:
@@ -326,6 +326,14 @@ class PoolManager:
             self._event("share", self._share_data(share, "accepted", None))
         else:
             self._count_rejected(p, share, reason or "rejected")
+
+    def _hold(self, p: _Pool, share: Share) -> bool:
+        """Keep a share for the reconnect; a full hold queue counts it stale instead (never dropped silently)."""
+        if len(p.held) >= MAX_HELD:
+            self._count_stale(p, share, "too many shares waiting for a reconnect")
+            return False
+        p.held.append(share)
+        return True
 
     def _count_rejected(self, p: _Pool, share: Share, reason: str) -> None:
         p.rejected += 1
