@@ -174,3 +174,11 @@ def real_pool(request):
     if rep is not None and rep.failed:
         print("---- test pool output ----\n" + pool.log_tail(200))
     pool.stop()
+
+
+@pytest.fixture(scope="module")
+def real_pool_module():
+    """One real pool shared by a module's tests (difficulty 0.001); same object as real_pool."""
+    pool = start_real_pool(0.001)
+    yield pool
+    pool.stop()

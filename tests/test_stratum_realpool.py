@@ -114,3 +114,28 @@ def test_new_block_makes_old_shares_stale_not_sent(real_pool):
     arun(go())
     verdicts = real_pool.wait_shares(1)
     assert [v["valid"] for v in verdicts] == [True]     # the stale share never reached the pool
+
+
+def test_fixture_without_node_modules_says_how_to_install(tmp_path, monkeypatch):
+    import pytest
+
+    import conftest
+    monkeypatch.setattr(conftest, "POOL_DIR", tmp_path)
+    with pytest.raises(pytest.fail.Exception, match="run: npm ci --prefix tests/pool"):
+        conftest.start_real_pool()
+
+
+def test_pool_process_group_is_gone_after_stop():
+    import os
+
+    import conftest
+    pool = conftest.start_real_pool()
+    pid = pool.proc.pid
+    pool.stop()
+    assert pool.proc.poll() is not None
+    try:
+        os.killpg(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive
