@@ -183,7 +183,7 @@ def _convert(path: str, key: str, action: argparse.Action, value: Any) -> Any:
         if action.type is not None and isinstance(v, (str, int, float)):
             try:
                 v = action.type(v if isinstance(v, str) else str(v)) if action.type is not float else float(v)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
                 raise ConfigError(f"config file {path}: bad value {v!r} for '{key}': {exc}") from exc
         if action.choices is not None and v not in action.choices:
             raise ConfigError(f"config file {path}: '{key}' must be one of {', '.join(map(str, action.choices))}")
