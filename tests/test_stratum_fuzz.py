@@ -115,3 +115,23 @@ def test_fuzz_session_survives_12000_inputs(caplog):
         assert job.difficulty > 0
         assert len(job.header(job.extranonce2_bytes(1))) == 80
     assert not [r for r in caplog.records if r.exc_info]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.binary(max_size=200).map(lambda b: b.replace(b"\n", b"")), max_size=20),
+       cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=30))
+def test_framer_is_independent_of_packet_boundaries(lines, cuts):
+    stream = b"".join(line + b"\n" for line in lines)
+    whole = codec.LineFramer(limit=150).feed(stream)
+    f = codec.LineFramer(limit=150)
+    pieces, last = [], 0
+    for c in sorted(set(min(c, len(stream)) for c in cuts)) + [len(stream)]:
+        pieces += f.feed(stream[last:c])
+        last = c
+    norm = lambda out: [x if isinstance(x, bytes) else "too long" for x in out]
+    assert norm(pieces) == norm(whole)
+    expect = [l.rstrip(b"\r") if len(l) <= 150 else "too long" for l in lines if l.strip() or len(l) > 150]
+    assert norm(whole) == expect
