@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def _measure(impl: str, threads: int, duration: float, progress) -> float:
+def measure(impl: str, threads: int, duration: float, progress) -> float:
     """Nonces per second of `threads` threads scanning with `impl` for `duration` seconds."""
     stop = threading.Event()
     counts = [0] * threads
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
             for n in threads:
                 cell = Cell(impl, n)
                 for _ in range(args.repeat):
-                    cell.hashes_per_s.append(_measure(impl, n, args.duration, progress))
+                    cell.hashes_per_s.append(measure(impl, n, args.duration, progress))
                     if not tty:
                         print(f"bench: {impl} threads={n}: {_fmt_rate(cell.hashes_per_s[-1])}",
                               file=sys.stderr, flush=True)
