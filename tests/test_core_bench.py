@@ -1,0 +1,66 @@
+"""`miner bench` (miner.bench): arguments, JSON and table output, errors. Speed is not asserted here."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import pytest
+
+import miner.core as core
+from miner import bench
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_json_has_every_usable_implementation_at_each_thread_count(capsys):
+    rc = bench.run(parse("--duration", "0.05", "--threads", "1", "--threads", "2", "--json"))
+    assert rc == 0
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert doc["selected"] == core.selected()
+    cells = {(r["impl"], r["threads"]) for r in doc["results"]}
+    assert cells == {(i, n) for i in core.implementations() for n in (1, 2)}
+    assert all(r["hashes_per_s"] > 0 and len(r["runs"]) == 1 for r in doc["results"])
+    # Not a tty under pytest: plain progress lines on stderr, one per measurement.
+    assert out.err.count("bench: ") == len(cells)
+
+
+def test_table_marks_the_selected_implementation(capsys):
+    rc = bench.run(parse("--duration", "0.05", "--impl", "portable", "--threads", "1", "--repeat", "2"))
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "portable" in text and "H/s (median)" in text
+    assert f"selected: {core.selected()}" in text
+
+
+def test_short_and_full_names_resolve(capsys):
+    full = core.implementations()[0]
+    rc = bench.run(parse("--duration", "0.05", "--impl", full.split("(")[0], "--impl", full,
+                         "--threads", "1", "--json"))
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["impl"] for r in doc["results"]] == [full]  # the duplicate collapses
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (("--impl", "z80"), "unknown core implementation 'z80'"),
+    (("--duration", "0"), "--duration"),
+    (("--duration", "nan"), "--duration"),
+    (("--threads", "0"), "--threads"),
+    (("--repeat", "0"), "--repeat"),
+])
+def test_bad_arguments_are_one_clear_line(argv, msg, caplog, capsys):
+    with caplog.at_level(logging.ERROR):
+        assert bench.run(parse(*argv)) == 2
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and msg in errors[0].getMessage()
+    assert capsys.readouterr().out == ""
+
+
+def test_perf_probe_answers_without_raising():
+    assert bench.perf_cycles_supported() in (True, False)
