@@ -39,7 +39,7 @@ _lock = threading.Lock()
 _selected: int | None = None
 _fastest: int | None = None  # the automatic choice, measured once per process
 _TRIAL_NONCES = 1 << 15
-_TRIAL_ROUNDS = 3
+_TRIAL_ROUNDS = 5
 log = logging.getLogger(__name__)
 
 
@@ -107,7 +107,7 @@ def _measure_fastest() -> int:
 
     Which code wins depends on the microarchitecture (SHA-NI throughput versus
     AVX-512 width differ a lot between CPU families), so the automatic choice
-    is measured rather than guessed: each candidate scans 32 Ki nonces three
+    is measured rather than guessed: each candidate scans 32 Ki nonces five
     times, interleaved, and the best time of each counts (tens of ms in all).
     Portable C is a candidate only when nothing else is usable.
     """
