@@ -43,6 +43,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("miner.bench", "measure hashes per second of every core implementation"),
     "emulate": ("miner.drivers.emulate", "run an emulated ASIC board on a pseudo-terminal or TCP port"),
     "profit": ("miner.profit", "expected BTC per day, revenue, energy cost and margin"),
+    "pool-check": ("miner.stratum.cli", "connect to a pool and show its first job"),
 }
 
 
