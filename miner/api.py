@@ -40,6 +40,7 @@ API_VERSION = "3.7"
 MAX_REQUEST = 8192
 MAX_CONNECTIONS = 16
 REQUEST_TIMEOUT_S = 3.0
+RECV_SIZE = 4096
 
 # Status codes: cgminer's numbers where cgminer has the message, 200+ for our own.
 MSG_POOL, MSG_NOPOOL, MSG_DEVS, MSG_NODEVS, MSG_SUMM = 7, 8, 9, 10, 11
@@ -56,7 +57,7 @@ _STATUS_NAMES = {"alive": "Alive", "dead": "Dead", "disabled": "Disabled", "sick
 
 
 def _mhs(hs: float) -> float:
-    return round(hs / 1e6, 4)
+    return round(hs / 1e6, 6)  # H/s resolution: a CPU miner's MH/s must not round to 0
 
 
 def _jth(watts: float | None, hs: float) -> float | None:
@@ -249,7 +250,7 @@ class ApiCommands:
             "MHS 1m": _mhs(hr.get("1m", 0.0)), "MHS 5m": _mhs(hr.get("5m", 0.0)),
             "MHS 15m": _mhs(hr.get("15m", 0.0)),
             # GHS fields: what Antminer-style monitors (pyasic among them) read.
-            "GHS 5s": round(hr.get("5s", 0.0) / 1e9, 4), "GHS av": round(hr.get("av", 0.0) / 1e9, 4),
+            "GHS 5s": round(hr.get("5s", 0.0) / 1e9, 9), "GHS av": round(hr.get("av", 0.0) / 1e9, 9),
             "Found Blocks": s.blocks, "Getworks": sum(p.jobs for p in s.pools),
             "Accepted": s.accepted, "Rejected": s.rejected, "Stale": s.stale,
             "Hardware Errors": s.hw_errors, "Utility": round(s.utility, 2), "Discarded": 0,
@@ -580,8 +581,8 @@ class ApiServer:
         """The request bytes (None when nothing arrived) and whether it was too large.
 
         cgminer clients send the request and wait without closing their side,
-        so a request ends at NUL, newline, a complete JSON object, EOF, or a
-        short pause after a text command.
+        so a request ends at NUL, newline, a complete JSON object, EOF, or the
+        end of a text command's write.
         """
         deadline = time.monotonic() + REQUEST_TIMEOUT_S
         buf = b""
@@ -589,10 +590,9 @@ class ApiServer:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            # A text command arrives in one segment in practice; wait briefly for more.
             conn.settimeout(min(left, 0.15) if buf and not buf.lstrip().startswith(b"{") else left)
             try:
-                chunk = conn.recv(4096)
+                chunk = conn.recv(RECV_SIZE)
             except socket.timeout:
                 if buf:
                     break
@@ -605,6 +605,10 @@ class ApiServer:
             if len(buf) > MAX_REQUEST:
                 return None, True
             if self._complete(buf):
+                break
+            # A text command is one write from the client (cgminer reads it with one recv);
+            # only a full buffer suggests more is on the way.
+            if not buf.lstrip().startswith(b"{") and len(chunk) < RECV_SIZE:
                 break
         return (buf if buf.strip(b" \r\n\t\0") else None), False
 

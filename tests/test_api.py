@@ -128,8 +128,8 @@ def test_joined_commands_keyed_by_command(server):
 
 
 def test_bad_input_gets_error_replies(server, control):
-    assert ask(server.port, "nosuchcommand")["STATUS"][0] == {**ask(server.port, "nosuchcommand")["STATUS"][0],
-                                                                "STATUS": "E", "Code": 14, "Msg": "Invalid command"}
+    st = ask(server.port, "nosuchcommand")["STATUS"][0]
+    assert (st["STATUS"], st["Code"], st["Msg"]) == ("E", 14, "Invalid command")
     assert ask(server.port, '{"command": "summ', close_write=True)["STATUS"][0]["Code"] == 23
     assert ask(server.port, "{not json}")["STATUS"][0]["Code"] == 23
     assert ask(server.port, "[1,2]\n")["STATUS"][0]["Code"] == 14
@@ -304,3 +304,12 @@ def test_parse_request_and_addpool_escapes():
 def test_bind_conflict_is_a_config_error(server, control):
     with pytest.raises(ConfigError, match="cannot listen"):
         ApiServer(control, port=server.port).start()
+
+
+def test_silent_client_is_dropped_after_timeout(server, monkeypatch):
+    monkeypatch.setattr(api, "REQUEST_TIMEOUT_S", 0.5)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        t0 = time.monotonic()
+        assert s.recv(100) == b""          # closed by the server, no reply to nothing
+        assert 0.4 < time.monotonic() - t0 < 3.0
+    assert ask(server.port, "version")["STATUS"][0]["STATUS"] == "S"
