@@ -20,7 +20,7 @@ from miner.drivers import midstate as MS
 from miner.drivers.bm13xx import _spread
 from miner.drivers.chips import ChipFacts, IcarusFacts
 from miner.drivers.emulator import EmulatedDevice, Faults
-from miner.drivers.icarus import parse_work_packet
+from miner.drivers.icarus import GOLDEN_WORK, parse_work_packet
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ class EmulatedIcarus(EmulatedDevice):
                 self._work = None
                 continue
             mid, tail = parse_work_packet(packet)
-            self.silent = False  # new work wakes a stick that went silent (fault)
+            if packet == GOLDEN_WORK:
+                self.silent = False  # the host's re-check wakes a stick that went silent (fault)
             gen, t0 = self.new_job(1 << 32)
             self._work = (gen, t0, mid, tail)
 

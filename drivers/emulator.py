@@ -64,6 +64,7 @@ class EmulatedDevice:
         self.on_disconnect = None          # set by the server: drops the host's connection
         self.replies = 0
         self.injected = {k: 0 for k in FAULT_KINDS}
+        self.fault_log: list[tuple[str, int]] = []   # (kind, jobs received so far) per injection
         self.jobs = 0
         self.job_times: list[float] = []
         self.idle_s = 0.0
@@ -147,25 +148,31 @@ class EmulatedDevice:
         def hit(kind: str) -> bool:
             return kind in f and n % f[kind] == 0
 
+        def note(kind: str) -> None:
+            self.injected[kind] += 1
+            self.fault_log.append((kind, self.jobs))
+
         wrong = hit("wrong-nonce")
         bad = crc_capable and hit("bad-crc")
         if hit("garbage"):
             junk = bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 6)))
-            self.injected["garbage"] += 1
+            note("garbage")
             self.send(junk)
         frame = frame_for(wrong, bad)
-        self.injected["wrong-nonce"] += wrong
-        self.injected["bad-crc"] += bad
+        if wrong:
+            note("wrong-nonce")
+        if bad:
+            note("bad-crc")
         self.send(frame)
         if hit("duplicate") and not wrong and not bad:
-            self.injected["duplicate"] += 1
+            note("duplicate")
             self.send(frame)
         if f.get("silence") == n:
-            self.injected["silence"] += 1
+            note("silence")
             self.silent = True
             log.info("emulator: going silent after %d replies (fault)", n)
         if f.get("disconnect") == n and self.on_disconnect is not None:
-            self.injected["disconnect"] += 1
+            note("disconnect")
             log.info("emulator: dropping the connection after %d replies (fault)", n)
             with self._cond:
                 self._out.clear()

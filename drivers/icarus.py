@@ -16,7 +16,7 @@ import json
 import logging
 import statistics
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class IcarusDevice(ASICDevice):
         self._samples: deque[float] = deque(maxlen=15)
         self.silence_s = float(self.options["silence"]) if "silence" in self.options else None
         self.works_sent = 0
+        self._seen: OrderedDict[tuple, None] = OrderedDict()
 
     def init_hw(self) -> None:
         self.transport.flush_input()
@@ -144,10 +145,16 @@ class IcarusDevice(ASICDevice):
                 del buf[:L]
                 if chosen is cur and self._valid(cur, nonce):
                     self._sample(counter, time.monotonic() - sent_at)
-                if chosen is not None:
-                    self.report(ctx, chosen, nonce)
+                key = (chosen.generation, chosen.extranonce2, nonce)
+                if key in self._seen:
+                    self.count("duplicates")  # the stick repeated itself; one report is enough
+                    continue
+                self._seen[key] = None
+                if len(self._seen) > 1024:
+                    self._seen.popitem(last=False)
+                self.report(ctx, chosen, nonce)
             limit = self.silence_s or silence_limit(self.estimate, self.ticket_diff)
-            if time.monotonic() - last_nonce > max(limit, self.range_time() * 1.2):
+            if time.monotonic() - last_nonce > limit:
                 self.count("silences")
                 log.warning("%s: silent for %.1f s; re-checking with golden work", self.name, limit)
                 self.golden_check()
