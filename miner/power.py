@@ -75,6 +75,7 @@ class RaplMeter:
         self._lock = threading.Lock()
         self._zones = self._find_zones()
         self._last: tuple[float, list[int]] | None = None
+        self._value: float | None = None
 
     def _find_zones(self) -> list[str]:
         # Top-level package zones only (intel-rapl:0, intel-rapl:1, amd's too):
@@ -107,11 +108,19 @@ class RaplMeter:
         except (OSError, ValueError):
             return 0
 
-    def watts(self, now: float | None = None, prime_s: float = 0.2) -> float | None:
-        """Watts since the previous call; the first call reads twice prime_s apart."""
+    def watts(self, now: float | None = None, prime_s: float = 0.1, min_interval_s: float = 1.0) -> float | None:
+        """Average watts since the previous reading.
+
+        The first call reads twice prime_s apart. Calls closer than min_interval_s
+        to the last reading return that reading's value: several reporters ask
+        every second, and very short intervals are mostly counter granularity.
+        """
         if not self._zones:
             return None
         with self._lock:
+            t_now = time.monotonic() if now is None else now
+            if self._last is not None and self._value is not None and t_now - self._last[0] < min_interval_s:
+                return self._value
             if self._last is None:
                 first = self._read()
                 if first is None:
@@ -134,7 +143,8 @@ class RaplMeter:
                     d += self._range(z)
                 total += max(d, 0)
             self._last = (t, vals)
-            return total / 1e6 / dt
+            self._value = total / 1e6 / dt
+            return self._value
 
 
 _rapl: RaplMeter | None = None
@@ -150,26 +160,45 @@ def _cpu_rapl_watts(root: str) -> float | None:
     return meter.watts()
 
 
+class _Nvml:
+    """NVML initialised once per process; unavailable stays unavailable (no retry storm)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._mod: Any = None
+        self._state = "new"  # new | ready | unavailable
+
+    def watts(self, info: dict[str, Any]) -> float | None:
+        with self._lock:
+            if self._state == "new":
+                try:
+                    import pynvml  # nvidia-ml-py; optional
+                    pynvml.nvmlInit()
+                    self._mod, self._state = pynvml, "ready"
+                except Exception as e:  # ImportError or NVMLError: no NVIDIA driver here
+                    log.debug("NVML unavailable: %s", e)
+                    self._state = "unavailable"
+            if self._state != "ready":
+                return None
+            nv = self._mod
+            try:
+                bus = info.get("pci_bus_id")
+                if bus:
+                    handle = nv.nvmlDeviceGetHandleByPciBusId(bus.encode() if isinstance(bus, str) else bus)
+                else:
+                    handle = nv.nvmlDeviceGetHandleByIndex(int(info.get("index", 0)))
+                return nv.nvmlDeviceGetPowerUsage(handle) / 1000.0  # milliwatts
+            except Exception as e:  # NVMLError subclasses: this GPU gives no reading
+                log.debug("NVML power reading unavailable: %s", e)
+                return None
+
+
+_nvml = _Nvml()
+
+
 def nvml_watts(info: dict[str, Any]) -> float | None:
-    """Board power from NVML (milliwatts) for the GPU named by pci_bus_id or index; None if unavailable."""
-    try:
-        import pynvml  # nvidia-ml-py; optional
-    except ImportError:
-        return None
-    try:
-        pynvml.nvmlInit()
-        try:
-            bus = info.get("pci_bus_id")
-            if bus:
-                handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus.encode() if isinstance(bus, str) else bus)
-            else:
-                handle = pynvml.nvmlDeviceGetHandleByIndex(int(info.get("index", 0)))
-            return pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception as e:  # NVMLError has many subclasses; all mean "no reading"
-        log.debug("NVML power reading unavailable: %s", e)
-        return None
+    """Board power from NVML for the GPU named by info["pci_bus_id"] or info["index"]; None if unavailable."""
+    return _nvml.watts(info)
 
 
 def device_watts(kind: str, info: dict[str, Any], args: argparse.Namespace | None) -> float | None:

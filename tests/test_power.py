@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import types
 
 import pytest
 
@@ -79,9 +81,60 @@ def test_gpu_falls_back_to_configured_without_nvml(monkeypatch):
     assert device_watts("cuda", {"index": 0}, args("--gpu-watts", "220")) == 187.25
 
 
-def test_nvml_absent_or_failing_gives_none():
-    # Either nvidia-ml-py is missing or there is no NVIDIA driver here: both mean "no reading".
-    assert power.nvml_watts({"index": 0}) is None
+class FakePynvml(types.ModuleType):
+    """nvidia-ml-py's surface as the power module uses it: init once, handles, power in milliwatts."""
+
+    def __init__(self, fail_init: bool = False) -> None:
+        super().__init__("pynvml")
+        self.fail_init, self.inits = fail_init, 0
+        self.power_mw = {0: 187250, 1: 301000}
+        self.bus = {b"00000000:41:00.0": 1}
+
+    def nvmlInit(self):  # noqa: N802 - the library's names
+        self.inits += 1
+        if self.fail_init:
+            raise RuntimeError("NVML Shared Library Not Found")
+
+    def nvmlDeviceGetHandleByIndex(self, i):  # noqa: N802
+        if i not in self.power_mw:
+            raise RuntimeError("Invalid Argument")
+        return i
+
+    def nvmlDeviceGetHandleByPciBusId(self, bus):  # noqa: N802
+        return self.bus[bus]
+
+    def nvmlDeviceGetPowerUsage(self, handle):  # noqa: N802
+        return self.power_mw[handle]
+
+
+def test_nvml_reading_in_watts_initialised_once(monkeypatch):
+    fake = FakePynvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(power, "_nvml", power._Nvml())
+    assert device_watts("cuda", {"index": 0}, args("--gpu-watts", "220")) == 187.25
+    assert device_watts("opencl", {"pci_bus_id": "00000000:41:00.0"}, args()) == 301.0
+    assert device_watts("cuda", {"index": 7}, args("--gpu-watts", "220")) == 220.0   # no such GPU
+    assert fake.inits == 1
+
+
+def test_nvml_unavailable_falls_back_and_is_not_retried(monkeypatch):
+    fake = FakePynvml(fail_init=True)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(power, "_nvml", power._Nvml())
+    for _ in range(3):
+        assert device_watts("cuda", {"index": 0}, args("--gpu-watts", "220")) == 220.0
+    assert fake.inits == 1
+
+
+@pytest.mark.gpu
+def test_real_nvml_reads_a_plausible_power():
+    pynvml = pytest.importorskip("pynvml")
+    try:
+        pynvml.nvmlInit()
+    except Exception as e:  # noqa: BLE001 - no NVIDIA driver: skip cleanly
+        pytest.skip(f"no NVML here: {e}")
+    w = power._Nvml().watts({"index": 0})
+    assert w is not None and 1.0 < w < 2000.0
 
 
 def test_rapl_delta_and_wrap(tmp_path):
@@ -98,6 +151,9 @@ def test_rapl_delta_and_wrap(tmp_path):
     set_energy(root, "intel-rapl:0", 1_000_000)     # wrapped at 10 J: +7 J
     set_energy(root, "intel-rapl:1", 4_000_000)     # +1 J
     assert m.watts(now=14.0) == pytest.approx(4.0)  # 8 J / 2 s
+    set_energy(root, "intel-rapl:1", 9_000_000)     # +5 J
+    assert m.watts(now=14.5) == pytest.approx(4.0)  # asked again within 1 s: the last reading
+    assert m.watts(now=15.0) == pytest.approx(5.0)  # 5 J / 1 s
 
 
 def test_cpu_uses_rapl_when_readable_else_configured(tmp_path):
