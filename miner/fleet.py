@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import threading
 
@@ -94,6 +95,15 @@ class FleetHandle:
         self.close()
 
 
+def _warn_if_exposed(what: str, bind: str, note: str) -> None:
+    try:
+        loopback = ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        loopback = bind == "localhost"
+    if not loopback:
+        log.warning("%s listens on %s, beyond this machine: %s", what, bind, note)
+
+
 def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
     """Start the API, metrics and curtailment that args ask for. Raises ConfigError on bad settings."""
     g = lambda name, default=None: getattr(args, name, default)  # noqa: E731
@@ -108,12 +118,16 @@ def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
                 log.info("curtailment sources: %s", ", ".join(s.key for s in curtailer.sources))
         if want_api:
             from miner.api import ApiServer  # lazy: nothing to import when the API is off
+            _warn_if_exposed("API", g("api_bind") or "127.0.0.1",
+                             "only loopback and --api-allow addresses are answered")
             port = g("api_port")
             handle.api = ApiServer(control, bind=g("api_bind") or "127.0.0.1",
                                    port=DEFAULT_API_PORT if port is None else port,
                                    allow=g("api_allow"), curtailer=curtailer).start()
         if g("metrics_port") is not None:
             from miner.metrics import MetricsServer
+            _warn_if_exposed("metrics", g("metrics_bind") or "127.0.0.1",
+                             "/metrics has no authentication; firewall it")
             facts = handle.curtailer.status if handle.curtailer else None
             handle.metrics = MetricsServer(control, bind=g("metrics_bind") or "127.0.0.1",
                                            port=g("metrics_port"), facts=facts).start()
