@@ -55,15 +55,16 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
         key = key.strip().lower()
         if not eq:
             raise ConfigError(f"device spec {spec!r}: option {pair!r} needs key=value")
+        if key not in _NUMERIC | _INTEGER | {"reconnect"}:
+            raise ConfigError(f"device spec {spec!r}: unknown option {key!r}; known: "
+                              f"{', '.join(sorted(_NUMERIC | _INTEGER | {'reconnect'}))}")
         try:
             if key in _NUMERIC:
                 options[key] = parse_si(value)
             elif key in _INTEGER:
                 options[key] = int(value)
-            elif key == "reconnect":
-                options[key] = value.strip().lower() not in ("0", "no", "false", "off")
             else:
-                raise ConfigError(f"device spec {spec!r}: unknown option {key!r}")
+                options[key] = value.strip().lower() not in ("0", "no", "false", "off")
         except ValueError:
             raise ConfigError(f"device spec {spec!r}: option {key!r} needs a number, got {value!r}") from None
     return driver, target, options

@@ -122,8 +122,11 @@ def ftdi_baud_divisor(baud: int, clock: int = 3_000_000) -> tuple[int, int]:
     if baud <= 0:
         raise ConfigError(f"baud must be positive, got {baud}")
     div8 = (clock * 8 + baud // 2) // baud
-    if div8 < 12:
-        return (0, 0) if div8 < 10 else (1, 0)
+    if div8 < 10:
+        return 0, 0          # divisor 1: 3 Mbaud
+    if div8 < 14:
+        return 1, 0          # divisor 1.5: 2 Mbaud
+    div8 = max(div8, 16)     # no divisors between 1.5 and 2
     whole, frac = div8 >> 3, div8 & 7
     code = (0, 3, 2, 4, 1, 5, 6, 7)[frac]
     whole = min(whole, 0x3FFF)
