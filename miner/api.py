@@ -175,6 +175,7 @@ class ApiCommands:
         self.control = control
         self.curtailer = curtailer or Curtailer(control)
         self.after_reply: Callable[[], None] | None = None
+        self._snap: MinerSnapshot | None = None
         # name -> (handler, privileged, joinable)
         self.table: dict[str, tuple[Callable[[str | None], dict], bool]] = {
             "version": (self.version, False), "config": (self.config, False),
@@ -188,6 +189,19 @@ class ApiCommands:
         }
 
     def execute(self, req: ApiRequest, can_write: bool) -> dict[str, Any]:
+        """The reply to one request. Joined commands share one snapshot, so their numbers agree."""
+        self._snap = None
+        try:
+            return self._execute(req, can_write)
+        finally:
+            self._snap = None
+
+    def _snapshot(self) -> MinerSnapshot:
+        if self._snap is None:
+            self._snap = self.control.snapshot()
+        return self._snap
+
+    def _execute(self, req: ApiRequest, can_write: bool) -> dict[str, Any]:
         if req.error is not None:
             return reply(req.error)
         names = [n.strip().lower() for n in req.command.split("+")]
@@ -228,7 +242,7 @@ class ApiCommands:
         return reply(status("S", MSG_VERSION, "CGMiner versions"), "VERSION", [row])
 
     def config(self, _p: str | None) -> dict:
-        s = self.control.snapshot()
+        s = self._snapshot()
         kinds = [d.kind for d in s.devices]
         row = {
             "ASC Count": kinds.count("asic"), "GPU Count": kinds.count("opencl") + kinds.count("cuda"),
@@ -239,7 +253,7 @@ class ApiCommands:
         return reply(status("S", MSG_MINECON, "CGMiner config"), "CONFIG", [row])
 
     def summary(self, _p: str | None) -> dict:
-        s = self.control.snapshot()
+        s = self._snapshot()
         hr = s.hashrate
         mins = s.elapsed / 60 if s.elapsed > 0 else 0
         total_shares = s.accepted + s.rejected + s.stale
@@ -277,14 +291,14 @@ class ApiCommands:
         return reply(status("S", MSG_SUMM, "Summary"), "SUMMARY", [row])
 
     def pools(self, _p: str | None) -> dict:
-        s = self.control.snapshot()
+        s = self._snapshot()
         if not s.pools:
             return reply(status("E", MSG_NOPOOL, "No pools"))
         rows = [_pool_row(p) for p in s.pools]
         return reply(status("S", MSG_POOL, f"{len(rows)} Pool(s)"), "POOLS", rows)
 
     def devs(self, _p: str | None, enabled_only: bool = False) -> dict:
-        s = self.control.snapshot()
+        s = self._snapshot()
         devices = [d for d in s.devices if d.enabled or not enabled_only]
         if not devices:
             return reply(status("E", MSG_NODEVS, "No devices"))
@@ -301,7 +315,7 @@ class ApiCommands:
         return self.devs(p, enabled_only=True)
 
     def stats(self, _p: str | None) -> dict:
-        s = self.control.snapshot()
+        s = self._snapshot()
         rows: list[dict[str, Any]] = [{"STATS": 0, "ID": "MINER0", "CGMiner": miner.__version__,
                                        "Miner": f"miner {miner.__version__}", "Type": "miner",
                                        "Elapsed": int(s.elapsed)}]
@@ -329,7 +343,7 @@ class ApiCommands:
     def _pool_id(self, param: str | None) -> tuple[int, PoolSnapshot] | dict:
         if param is None or not str(param).strip():
             return reply(status("E", MSG_MISPID, "Missing pool id parameter"))
-        pools = self.control.snapshot().pools
+        pools = self._snapshot().pools
         top = max((p.id for p in pools), default=-1)
         try:
             pid = int(str(param).strip())
