@@ -1,10 +1,13 @@
 """Back-to-back benchmark of the C core against OpenSSL (and cpuminer-opt when given).
 
-    python bench/core_bench.py [--rounds 5] [--duration 3] [--cpuminer /path/to/cpuminer] [--json out.json]
+    python bench/core_bench.py [--rounds 5] [--duration 3] [--compare "NAME=COMMAND" ...] [--json out.json]
 
 Rounds interleave every measurement (OpenSSL's SHA-256, each core implementation
-at 1 and at all threads, cpuminer-opt at 1 and all threads) so that host load and
-clock changes hit all of them alike; the report gives medians over the rounds.
+at 1 and at all threads, each --compare command at 1 and all threads) so that
+host load and clock changes hit all of them alike; the report gives medians over
+the rounds. A --compare COMMAND is run as `COMMAND THREADS SECONDS` and must
+print "... <rate> H/s" (bench/core_cpuminer.sh builds such drivers around
+cpuminer-opt's own sha256d code).
 
 OpenSSL's figure is `openssl speed -evp sha256 -bytes 16384` bytes/s divided by
 64: SHA-256 compressions per second on one core. Our H/s over that is a ratio
@@ -19,7 +22,7 @@ import json
 import os
 import platform
 import re
-import shutil
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,21 +40,15 @@ def openssl_compressions_per_s(seconds: int) -> float:
     return kbytes * 1000 / 64
 
 
-def cpuminer_hs(binary: str, threads: int, seconds: int) -> float | None:
-    """cpuminer-opt's own benchmark: mean of its per-thread/total hash-rate reports after warm-up."""
+def compare_hs(command: str, threads: int, seconds: float) -> float | None:
+    """Rate printed by an external driver run as `command threads seconds`."""
     try:
-        res = subprocess.run([binary, "-a", "sha256d", "--benchmark", "-t", str(threads), "-q",
-                              f"--time-limit={seconds}"], capture_output=True, text=True, timeout=seconds + 60)
+        res = subprocess.run([*command.split(), str(threads), str(seconds)], capture_output=True, text=True,
+                             timeout=seconds + 60)
     except (OSError, subprocess.SubprocessError):
         return None
-    rates = []
-    for m in re.finditer(r"Benchmark:\s*([\d.]+)\s*([kMGT]?)h/s", res.stdout + res.stderr):
-        rates.append(float(m.group(1)) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[m.group(2)])
-    if not rates:
-        totals = [float(m.group(1)) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9}[m.group(2)]
-                  for m in re.finditer(r"Total:?\s*([\d.]+)\s*([kMG]?)h/s", res.stdout + res.stderr)]
-        rates = totals
-    return statistics.median(rates[1:] if len(rates) > 2 else rates) if rates else None
+    m = re.search(r"([\d.]+) H/s", res.stdout)
+    return float(m.group(1)) if m and res.returncode == 0 else None
 
 
 def tsc_hz() -> float | None:
@@ -88,8 +85,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per miner cell")
     ap.add_argument("--openssl-seconds", type=int, default=3)
-    ap.add_argument("--cpuminer", default=None, help="path to a cpuminer-opt binary")
-    ap.add_argument("--cpuminer-seconds", type=int, default=15)
+    ap.add_argument("--compare", action="append", default=[], metavar="NAME=COMMAND",
+                    help="an external driver to measure back to back (see bench/core_cpuminer.sh)")
     ap.add_argument("--impl", action="append", default=None)
     ap.add_argument("--json", default=None, help="write the raw figures here")
     args = ap.parse_args()
@@ -106,12 +103,20 @@ def main() -> int:
         raw["openssl_comp_per_s"].append(openssl_compressions_per_s(args.openssl_seconds))
         for impl in impls:
             for n in threads:
-                raw.setdefault(f"{impl} x{n}", []).append(measure(impl, n, args.duration, lambda *a: None))
-        if args.cpuminer and shutil.which(args.cpuminer) or (args.cpuminer and os.path.exists(args.cpuminer)):
+                ru0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+                hs = measure(impl, n, args.duration, lambda *a: None)
+                ru1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+                cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+                raw.setdefault(f"{impl} x{n}", []).append(hs)
+                # Nonces per CPU-second and CPUs used: load-independent views of the scaling.
+                raw.setdefault(f"{impl} x{n} per-cpu-s", []).append(hs * (w1 - w0) / max(cpu, 1e-9))
+                raw.setdefault(f"{impl} x{n} cpus-used", []).append(cpu / (w1 - w0))
+        for spec in args.compare:
+            label, command = spec.split("=", 1)
             for n in threads:
-                hs = cpuminer_hs(args.cpuminer, n, args.cpuminer_seconds)
+                hs = compare_hs(command, n, args.duration)
                 if hs:
-                    raw.setdefault(f"cpuminer-opt x{n}", []).append(hs)
+                    raw.setdefault(f"{label} x{n}", []).append(hs)
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     info["load_after"] = os.getloadavg()
     info["wall_s"] = round(time.time() - t_start, 1)
@@ -123,18 +128,23 @@ def main() -> int:
     print(f"OpenSSL sha256: {ossl / 1e6:.2f} M compressions/s (median of {len(raw['openssl_comp_per_s'])})")
     print(f"{'cell':<26} {'median':>11} {'min..max':>17} {'/OpenSSL':>9} {'2T/1T':>6} {'TSC/nonce':>10}")
     for key, vals in raw.items():
-        if key == "openssl_comp_per_s":
+        if key == "openssl_comp_per_s" or key.endswith(("per-cpu-s", "cpus-used")):
             continue
         name, n = key.rsplit(" x", 1)
         scale = med.get(f"{name} x{ncpu}", 0) / med[f"{name} x1"] if n == "1" and ncpu > 1 else None
         cyc = f"{tsc / med[key]:.0f}" if tsc and n == "1" else ""
         print(f"{key:<26} {med[key] / 1e6:8.2f} MH/s {min(vals) / 1e6:7.2f}..{max(vals) / 1e6:6.2f}"
               f" {med[key] / ossl:8.2f}x {'' if scale is None else f'{scale:5.2f}x':>6} {cyc:>10}")
-    for n in threads:
-        cpm = med.get(f"cpuminer-opt x{n}")
-        if cpm:
-            for impl in impls:
-                print(f"{impl} x{n} / cpuminer-opt x{n}: {med[f'{impl} x{n}'] / cpm:.2f}x")
+    print("per CPU-second (load-independent) and CPUs actually used by the process:")
+    for impl in impls:
+        print("  " + "   ".join(f"x{n}: {med[f'{impl} x{n} per-cpu-s'] / 1e6:.2f} MH/cpu-s on "
+                                  f"{med[f'{impl} x{n} cpus-used']:.2f} CPUs" for n in threads) + f"   {impl}")
+    for spec in args.compare:
+        label = spec.split("=", 1)[0]
+        for n in threads:
+            other = med.get(f"{label} x{n}")
+            if other:
+                print(f"vs {label} x{n}: " + ", ".join(f"{impl} {med[f'{impl} x{n}'] / other:.2f}x" for impl in impls))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": info, "raw": raw, "median": med}, fh, indent=1)

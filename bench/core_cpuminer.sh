@@ -1,0 +1,85 @@
+#!/bin/sh
+# Build two small drivers around cpuminer-opt's own sha256d scan loops, for the
+# back-to-back comparison in bench/core_bench.py. Nothing of cpuminer-opt is
+# kept in this repository: point this at a checkout of it (tested with v26.1,
+# https://github.com/JayDDee/cpuminer-opt) and the binaries land in OUT.
+#
+#   bench/core_cpuminer.sh /tmp/cpuminer-opt /tmp/cpm
+#   python bench/core_bench.py --compare "cpuminer-opt avx512=/tmp/cpm/cpm_avx512" \
+#                              --compare "cpuminer-opt sha=/tmp/cpm/cpm_sha"
+#
+# cpm_avx512 is built with -march=native, which on an AVX-512 CPU selects its
+# 16-way AVX-512 code (what its own build.sh produces here); cpm_sha adds
+# -mno-avx512f, which selects its SHA-NI code (2 nonces interleaved), the path
+# it uses on SHA-NI CPUs without AVX-512. Each driver runs N threads for S
+# seconds, calling the scanhash function over 1 Mi-nonce ranges in benchmark
+# mode (as `cpuminer --benchmark` does), and prints "<name> threads=N <rate> H/s".
+# Needs: gcc, libcurl/jansson/gmp/openssl development headers (apt-get install
+# libcurl4-openssl-dev libjansson-dev libgmp-dev libssl-dev zlib1g-dev).
+set -eu
+SRC=${1:?usage: $0 CPUMINER_OPT_SRC [OUT]}
+OUT=${2:-/tmp/cpm}
+mkdir -p "$OUT"
+cat > "$OUT/driver.c" <<'EOF'
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "miner.h"
+#include "algo/sha/sha256d-4way.h"
+/* The few symbols the scan loops reference from cpu-miner.c / util.c. */
+bool opt_benchmark = true;
+struct work_restart *work_restart;
+static struct work_restart restart[64];
+bool valid_hash(const void *a, const void *b) { (void)a; (void)b; return false; }
+bool submit_solution(struct work *w, const void *h, struct thr_info *t) { (void)w; (void)h; (void)t; return true; }
+typedef int (*scan_fn)(struct work *, uint32_t, uint64_t *, struct thr_info *);
+#if defined(SHA256D_16WAY)
+extern int scanhash_sha256d_16way(struct work *, uint32_t, uint64_t *, struct thr_info *);
+static const scan_fn fn = scanhash_sha256d_16way; static const char *name = "cpuminer-opt sha256d 16way";
+#elif defined(SHA256D_SHA)
+extern int scanhash_sha256d_sha(struct work *, uint32_t, uint64_t *, struct thr_info *);
+static const scan_fn fn = scanhash_sha256d_sha; static const char *name = "cpuminer-opt sha256d sha";
+#else
+#error "neither the AVX-512 nor the SHA-NI path was selected"
+#endif
+static double seconds;
+static uint64_t done_by[64];
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static void *worker(void *arg) {
+    long id = (long)arg;
+    struct thr_info thr; memset(&thr, 0, sizeof thr); thr.id = (int)id;
+    struct work w; memset(&w, 0, sizeof w);
+    for (int i = 0; i < 20; i++) w.data[i] = 0x01020304u * (uint32_t)(i + 1);
+    w.target[7] = 0x0000ffff;
+    uint32_t base = (uint32_t)id << 28;
+    uint64_t total = 0;
+    double t0 = now();
+    while (now() - t0 < seconds) {
+        uint64_t hd = 0;
+        w.data[19] = base;
+        fn(&w, base + (1u << 20), &hd, &thr);
+        total += hd;
+    }
+    done_by[id] = total;
+    return NULL;
+}
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 1;
+    seconds = argc > 2 ? atof(argv[2]) : 5;
+    if (n < 1 || n > 64) return 2;
+    work_restart = restart;
+    pthread_t th[64];
+    double t0 = now();
+    for (long i = 0; i < n; i++) pthread_create(&th[i], NULL, worker, (void *)i);
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++) { pthread_join(th[i], NULL); sum += done_by[i]; }
+    printf("%s threads=%d %.0f H/s\n", name, n, (double)sum / (now() - t0));
+    return 0;
+}
+EOF
+FILES="$SRC/algo/sha/sha256d-4way.c $SRC/algo/sha/sha256-hash-4way.c $SRC/algo/sha/sha256-hash.c $SRC/simd-utils/simd-constants.c"
+gcc -O3 -march=native -I"$SRC" -Wno-pointer-sign -o "$OUT/cpm_avx512" "$OUT/driver.c" $FILES -lpthread
+gcc -O3 -march=native -mno-avx512f -I"$SRC" -Wno-pointer-sign -o "$OUT/cpm_sha" "$OUT/driver.c" $FILES -lpthread
+echo "built $OUT/cpm_avx512 $OUT/cpm_sha"
