@@ -31,7 +31,7 @@ from typing import Any, Callable
 import miner
 from miner.curtail import Curtailer
 from miner.errors import ConfigError, MinerError
-from miner.power import joules_per_terahash
+from miner.power import efficiency_hashrate, joules_per_terahash
 from miner.stats import DeviceSnapshot, MinerControl, MinerSnapshot, PoolSnapshot
 
 log = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ class ApiCommands:
             "Last getwork": int(time.time()),
             "Network Difficulty": s.network_difficulty,
             "Effective MHS": _mhs(s.effective_hashrate),
-            "Watts": s.watts, "J/TH": _jth(s.watts, hr.get("5m") or hr.get("av", 0.0)),
+            "Watts": s.watts, "J/TH": _jth(s.watts, efficiency_hashrate(hr, s.elapsed)),
             "Paused": s.paused, "Pause Reason": s.pause_reason,
         }
         facts = self.curtailer.status()
@@ -328,7 +328,7 @@ class ApiCommands:
                          "Calls": 0, "Wait": 0.0, "Max": 0.0, "Min": 99999999.0,
                          "Device": d.name, "Model": d.model, "MHS 5s": _mhs(d.hashrate.get("5s", 0.0)),
                          "Temperature": d.temperature_c, "Frequency": d.frequency_mhz, "Watts": d.watts,
-                         "J/TH": _jth(d.watts, d.hashrate.get("5m") or d.hashrate.get("av", 0.0))})
+                         "J/TH": _jth(d.watts, efficiency_hashrate(d.hashrate, d.elapsed or s.elapsed))})
         for p in s.pools:
             rows.append({"STATS": len(rows), "ID": f"POOL{p.id}", "Elapsed": int(s.elapsed), "Calls": 0,
                          "Wait": 0.0, "Max": 0.0, "Min": 99999999.0, "Pool Calls": 0, "Pool Attempts": 0,
@@ -436,7 +436,7 @@ def _dev_row(d: DeviceSnapshot, cls: str, idx: int, s: MinerSnapshot) -> dict[st
         "Device Elapsed": int(d.elapsed or s.elapsed),
         # Ours: the device as the miner names it, its kind, clock, power and efficiency.
         "Device": d.name, "Kind": d.kind, "Frequency": d.frequency_mhz, "Watts": d.watts,
-        "J/TH": _jth(d.watts, hr.get("5m") or hr.get("av", 0.0)),
+        "J/TH": _jth(d.watts, efficiency_hashrate(hr, d.elapsed or s.elapsed)),
     }
 
 

@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from miner.errors import ConfigError
-from miner.power import joules_per_terahash
+from miner.power import efficiency_hashrate, joules_per_terahash
 from miner.stats import MinerControl
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class MinerCollector(Collector):
             dev_up.add_metric(lab + [d.status], 1.0 if d.status in ("alive", "paused") else 0.0)
             if d.watts is not None:
                 dev_w.add_metric(lab, d.watts)
-                j = joules_per_terahash(d.watts, d.hashrate.get("5m") or d.hashrate.get("av", 0.0))
+                j = joules_per_terahash(d.watts, efficiency_hashrate(d.hashrate, d.elapsed or s.elapsed))
                 if j is not None:
                     dev_j.add_metric(lab, j)
             if d.temperature_c is not None:
@@ -119,7 +119,7 @@ class MinerCollector(Collector):
                                 value=s.best_share)
         if s.watts is not None:
             yield GaugeMetricFamily("miner_watts", "total power draw of devices with known watts", value=s.watts)
-            j = joules_per_terahash(s.watts, s.hashrate.get("5m") or s.hashrate.get("av", 0.0))
+            j = joules_per_terahash(s.watts, efficiency_hashrate(s.hashrate, s.elapsed))
             if j is not None:
                 yield GaugeMetricFamily("miner_joules_per_terahash", "efficiency, total", value=j)
 

@@ -38,6 +38,15 @@ def joules_per_terahash(watts: float | None, hashrate_hs: float | None) -> float
     return watts / (hashrate_hs / 1e12)
 
 
+def efficiency_hashrate(hashrate: dict[str, float], elapsed: float) -> float:
+    """The hashrate J/TH is computed from: the 5-minute window once it has had 5 minutes,
+    the average since start before that (the decayed window starts at zero and would
+    overstate J/TH for minutes after start)."""
+    if elapsed >= 300.0 and hashrate.get("5m"):
+        return hashrate["5m"]
+    return hashrate.get("av", 0.0)
+
+
 def parse_device_watts(items: list[str] | None) -> dict[str, float]:
     """["cpu=65", "bm1370:/dev/ttyUSB0=18.5"] -> {spec: watts}. Splits on the LAST '='."""
     out: dict[str, float] = {}

@@ -175,3 +175,10 @@ def test_cpu_uses_rapl_when_readable_else_configured(tmp_path):
 def test_cpu_without_powercap_uses_configured(tmp_path):
     assert device_watts("cpu", {}, args("--cpu-watts", "35", root=str(tmp_path / "none"))) == 35.0
     assert device_watts("cpu", {}, args(root=str(tmp_path / "none"))) is None
+
+
+def test_efficiency_hashrate_avoids_the_cold_5m_window():
+    hr = {"5s": 1.2e12, "1m": 1.1e12, "5m": 0.3e12, "15m": 0.1e12, "av": 1.19e12}
+    assert power.efficiency_hashrate(hr, 60.0) == 1.19e12     # 5 m window still warming up
+    assert power.efficiency_hashrate(hr, 300.0) == 0.3e12
+    assert power.efficiency_hashrate({"av": 0.0}, 10.0) == 0.0
