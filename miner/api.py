@@ -132,6 +132,8 @@ def parse_request(raw: bytes) -> ApiRequest:
         param = obj.get("parameter")
         if param is not None and not isinstance(param, (str, int, float)) or isinstance(param, bool):
             return ApiRequest(error=status("E", MSG_INVJSON, "Invalid JSON 'parameter'"))
+        if isinstance(param, float) and param.is_integer():
+            param = int(param)  # {"parameter": 1.0} names pool 1
         return ApiRequest(cmd.strip(), None if param is None else str(param))
     if not text:
         return ApiRequest(error=status("E", MSG_INVCMD, "Invalid command"))
@@ -176,7 +178,7 @@ class ApiCommands:
         self.curtailer = curtailer or Curtailer(control)
         self.after_reply: Callable[[], None] | None = None
         self._snap: MinerSnapshot | None = None
-        # name -> (handler, privileged, joinable)
+        # name -> (handler, privileged); privileged commands cannot be joined with '+'.
         self.table: dict[str, tuple[Callable[[str | None], dict], bool]] = {
             "version": (self.version, False), "config": (self.config, False),
             "summary": (self.summary, False), "pools": (self.pools, False),

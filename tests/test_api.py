@@ -297,6 +297,7 @@ def test_parse_request_and_addpool_escapes():
     assert (r.command, r.parameter) == ("switchpool", "1")
     r = parse_request(b'{"command":"switchpool","parameter":2}')
     assert (r.command, r.parameter) == ("switchpool", "2")
+    assert parse_request(b'{"command":"switchpool","parameter":1.0}').parameter == "1"
     assert parse_request(b'{"command":"x","parameter":true}').error["Code"] == 23
     assert split_addpool(r"a\,b,c\\,d") == ["a,b", "c\\", "d"]
 
