@@ -9,8 +9,11 @@
  * and settles ties on the top word with a full 256-bit recompute, so every
  * nonce written to `found` meets the target. The host re-checks them anyway.
  *
- * found buffer contract: found[0] counts hits (atomic, may exceed found_cap);
- * found[1 + i] for i < found_cap holds hits in no order. Zeroed by the host.
+ * found buffer contract: found[0] is a hit counter that runs on across
+ * launches (the host passes its prior value as job.found_base, so nothing
+ * is reset between launches); this launch's i-th hit (i < found_cap) goes to
+ * found[1 + i]. Hits past found_cap are still counted: the host relaunches.
+ * The job is passed by value: no buffer write between launches either.
  */
 #define SHA256_U32 uint
 #define SHA256_CONST __constant
@@ -33,6 +36,8 @@ typedef struct {
     uint target[8];      /* little-endian chunks, [7] most significant */
     uint found_cap;
     uint count;          /* work-items at or past count return at once */
+    uint found_base;     /* found[0] before this launch (never reset) */
+    uint pad;
 } sha256d_job;
 
 /* Round i on state array s, names rotating with i (constant after unrolling). */
@@ -42,7 +47,7 @@ typedef struct {
                  s[(6 - (i)) & 7], s[(7 - (i)) & 7], SHA256_K[i], wv)
 
 /* Rare path: the full 256-bit hash of one nonce against the target. */
-static bool sha256d_full_check(__constant const sha256d_job *job, uint nonce)
+static bool sha256d_full_check(const sha256d_job *job, uint nonce)
 {
     uint w[16], s[8], h1[8];
     const uint H[8] = {SHA256_H0, SHA256_H1, SHA256_H2, SHA256_H3,
@@ -76,27 +81,27 @@ static bool sha256d_full_check(__constant const sha256d_job *job, uint nonce)
     return true;
 }
 
-__kernel void sha256d_scan(__constant const sha256d_job *job, volatile __global uint *found)
+__kernel void sha256d_scan(const sha256d_job job, volatile __global uint *found)
 {
     const uint gid = (uint)get_global_id(0);
-    if (gid >= job->count) return;  /* the last work-group may stick out of the range */
-    const uint nonce = job->nonce_base + gid;
+    if (gid >= job.count) return;  /* the last work-group may stick out of the range */
+    const uint nonce = job.nonce_base + gid;
     const uint w3 = BSWAP32(nonce);
     uint w[16], s[8];
 
     /* ---- hash 1, block 2, rounds 3..63 ---- */
     /* st holds a..h after round 2; round i finds a at s[(0-i)&7], so load rotated. */
 #pragma unroll
-    for (int k = 0; k < 8; k++) s[(k - 3) & 7] = job->st[k];
+    for (int k = 0; k < 8; k++) s[(k - 3) & 7] = job.st[k];
     {   /* round 3 with T1 and T2 precomputed up to W3 */
-        uint t1 = job->p3 + w3;
+        uint t1 = job.p3 + w3;
         s[(3 - 3) & 7] += t1;             /* d += T1 */
-        s[(7 - 3) & 7] = t1 + job->t2_3;  /* h = T1 + T2 */
+        s[(7 - 3) & 7] = t1 + job.t2_3;  /* h = T1 + T2 */
     }
-    w[0] = job->w16;
-    w[1] = job->w17;
-    w[2] = job->w18_base + SHA256_SSIG0(w3);
-    w[3] = job->w19_base + w3;
+    w[0] = job.w16;
+    w[1] = job.w17;
+    w[2] = job.w18_base + SHA256_SSIG0(w3);
+    w[3] = job.w19_base + w3;
     w[4] = 0x80000000u;
 #pragma unroll
     for (int i = 5; i < 15; i++) w[i] = 0u;
@@ -109,7 +114,7 @@ __kernel void sha256d_scan(__constant const sha256d_job *job, volatile __global 
         RND(s, i, w[i & 15]);
     }
 #pragma unroll
-    for (int i = 0; i < 8; i++) w[i] = s[i] + job->midstate[i];
+    for (int i = 0; i < 8; i++) w[i] = s[i] + job.midstate[i];
 
     /* ---- hash 2, rounds 0..60 (constant padding words fold at compile time) ---- */
     w[8] = 0x80000000u;
@@ -126,10 +131,10 @@ __kernel void sha256d_scan(__constant const sha256d_job *job, volatile __global 
     /* Round 60 wrote its new e into s[(3-60)&7] = s[7]; after rounds 61..63
      * that value is h, so final word 7 = s[7] + H7. */
     const uint top = BSWAP32(s[7] + SHA256_H7);
-    if (top > job->target[7]) return;
+    if (top > job.target[7]) return;
     /* Equal top words (always the case for a hit on a target < 2^224, whose
      * top word is 0) are decided by the lower words: rare, so recompute. */
-    if (top == job->target[7] && !sha256d_full_check(job, nonce)) return;
-    uint slot = atomic_inc(&found[0]);
-    if (slot < job->found_cap) found[1 + slot] = nonce;
+    if (top == job.target[7] && !sha256d_full_check(&job, nonce)) return;
+    uint slot = atomic_inc(&found[0]) - job.found_base;
+    if (slot < job.found_cap) found[1 + slot] = nonce;
 }

@@ -13,9 +13,11 @@
  * and compares all 256 bits, so every nonce written to `found` meets the
  * target exactly. The host re-checks each one with the C core regardless.
  *
- * found buffer contract: found[0] counts hits (atomic, may exceed found_cap),
- * found[1 + i] for i < found_cap holds the hits in no particular order.
- * The host zeroes found[0] before each launch.
+ * found buffer contract: found[0] is a hit counter that runs on across
+ * launches (atomic; the host passes its value before the launch as
+ * job.found_base, so no reset is needed between launches); this launch's
+ * i-th hit (i < found_cap) goes to found[1 + i], in no particular order.
+ * Hits past found_cap are still counted, so the host sees the overflow.
  */
 typedef unsigned int sha_u32;
 #define SHA256_U32 sha_u32
@@ -40,6 +42,8 @@ struct sha256d_job {
     sha_u32 target[8];      /* little-endian chunks, [7] most significant */
     sha_u32 found_cap;
     sha_u32 count;          /* threads at or past count return at once */
+    sha_u32 found_base;     /* found[0] before this launch (never reset) */
+    sha_u32 pad;
 };
 
 /* Round i on state array s, names rotating with i (constant after unrolling). */
@@ -149,6 +153,6 @@ sha256d_scan(const __grid_constant__ sha256d_job job, sha_u32 *found)
     /* Equal top words (always the case for a hit on a target < 2^224, whose
      * top word is 0) are decided by the lower words: rare, so recompute. */
     if (top == job.target[7] && !sha256d_full_check(job, nonce)) return;
-    sha_u32 slot = atomicAdd(found, 1u);
+    sha_u32 slot = atomicAdd(found, 1u) - job.found_base;
     if (slot < job.found_cap) found[1 + slot] = nonce;
 }

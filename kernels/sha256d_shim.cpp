@@ -6,14 +6,14 @@
 #include "sha256d_shim.h"
 #include "sha256d.cu"
 
-/* job_words: the 36-word job of gpu_common.py; found: 1 + job.found_cap words.
+/* job_words: the 38-word job of gpu_common.py; found: 1 + job.found_cap words.
  * Runs ceil(count / block) blocks of `block` threads, like a CUDA launch
  * (threads past `count` are not launched: the host sizes grids exactly). */
 extern "C" int sha256d_shim_launch(const unsigned int *job_words, unsigned int count,
                                    unsigned int block, unsigned int *found)
 {
     sha256d_job job;
-    if (sizeof job != 36 * sizeof(unsigned int) || block == 0) return -1;
+    if (sizeof job != 38 * sizeof(unsigned int) || block == 0) return -1;
     memcpy(&job, job_words, sizeof job);
     blockDim.x = block;
     for (unsigned int b = 0; (unsigned long long)b * block < count; b++) {

@@ -54,7 +54,8 @@ def shim(tmp_path_factory):
     def scan(header: bytes, start: int, count: int, target: int, block: int = 64,
              cap: int | None = None) -> tuple[list[int], int]:
         cap = g.found_capacity(count, target) if cap is None else cap
-        job = (ctypes.c_uint32 * 36)(*struct.unpack("<36I", g.precompute(header, target).pack(start, count, cap)))
+        job = (ctypes.c_uint32 * g.JOB_WORDS)(*struct.unpack(f"<{g.JOB_WORDS}I",
+                                                          g.precompute(header, target).pack(start, count, cap)))
         found = (ctypes.c_uint32 * (cap + 1))()
         assert lib.sha256d_shim_launch(job, count, block, found) == 0
         total = found[0]

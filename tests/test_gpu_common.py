@@ -64,10 +64,11 @@ def test_precomputed_schedule_and_round3_terms():
     assert s[4] == (d + t1) & 0xFFFFFFFF and s[0] == (t1 + pre.t2_3) & 0xFFFFFFFF
 
 
-def test_pack_layout_is_36_words_in_documented_order():
+def test_pack_layout_is_38_words_in_documented_order():
     pre = g.precompute(bytes(80), (1 << 255) + 7)
-    words = struct.unpack("<36I", pre.pack(0xAABBCCDD, 4096, 99))
-    assert len(pre.pack(0, 1, 1)) == g.JOB_WORDS * 4 == 144
+    words = struct.unpack("<38I", pre.pack(0xAABBCCDD, 4096, 99, 0xFFFFFFFE))
+    assert len(pre.pack(0, 1, 1)) == g.JOB_WORDS * 4 == 152
+    assert words[36] == 0xFFFFFFFE and words[37] == 0
     assert words[0:8] == pre.midstate and words[8:16] == pre.state3
     assert words[25] == 0xAABBCCDD and words[34] == 99 and words[35] == 4096
     assert words[26] == 7 and words[33] == 0x80000000
@@ -101,6 +102,9 @@ def test_launch_hits_reports_overflow_and_drops_out_of_range_nonces():
     assert launch.hits() == [100, 101]  # 5000 is outside [100, 150): never submitted
     over = g.Launch(0, 10, 2, bytearray(struct.pack("<3I", 7, 1, 2)))
     assert over.hits() is None and over.total == 7
+    # The counter runs on across launches (and wraps): only this launch's increments count.
+    later = g.Launch(0, 10, 2, bytearray(struct.pack("<3I", 1, 4, 5)), found_base=0xFFFFFFFF)
+    assert later.hits() == [4, 5] and later.total == 2 and later.counter == 1
 
 
 def test_tuner_moves_toward_target_time_in_bounded_steps():

@@ -127,6 +127,7 @@ class CUDADevice(Device):
         self._ctx = self._module = self._func = self._stream = None
         self._dev = None
         self._slots: list = [None, None]
+        self._allocated: list = []  # every FoundSlot made, freed at close
         self._slot = 0
         self.arch = ""
         self.model = ""
@@ -150,7 +151,9 @@ class CUDADevice(Device):
         except DeviceError as exc:  # NVRTC older than the GPU: let the driver JIT PTX instead
             log.info("%s: no cubin for sm_%s (%s); using PTX", self.name, self.arch, str(exc).splitlines()[0])
             image, _ = nvrtc_compile(f"compute_{self.arch}")
-        self._module = _check(drv.cuModuleLoadData(image), "cuModuleLoadData")
+        # By address, NUL-terminated (PTX needs it; a cubin ignores it), alive during the call.
+        image_buf = ctypes.create_string_buffer(image)
+        self._module = _check(drv.cuModuleLoadData(ctypes.addressof(image_buf)), "cuModuleLoadData")
         self._func = _check(drv.cuModuleGetFunction(self._module, KERNEL_NAME), "cuModuleGetFunction")
         self._stream = _check(drv.cuStreamCreate(drv.CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate")
         log.info("%s: %s sm_%s", self.name, self.model, self.arch)
@@ -167,10 +170,11 @@ class CUDADevice(Device):
             self._bind()
             if self._stream is not None:
                 drv.cuStreamSynchronize(self._stream)
-            for slot in self._slots:
-                if slot is not None:
-                    drv.cuMemFree(slot[0])
-                    drv.cuMemFreeHost(slot[1])
+            for slot in self._allocated:
+                drv.cuMemFree(slot.device_buf)
+                drv.cuMemFreeHost(slot.host_buf)
+                for ev in slot.events:
+                    drv.cuEventDestroy(ev)
             if self._stream is not None:
                 drv.cuStreamDestroy(self._stream)
             if self._module is not None:
@@ -179,6 +183,7 @@ class CUDADevice(Device):
         except Exception as exc:  # close after a failure must not raise again
             log.debug("%s: close: %s", self.name, exc)
         self._slots = [None, None]
+        self._allocated = []
         self._stream = self._module = self._func = self._ctx = None
         self._drv = None
 
@@ -190,6 +195,17 @@ class CUDADevice(Device):
         out.update(self.last_run_stats)
         return out
 
+    def _new_slot(self, cap: int) -> gpu_common.FoundSlot:
+        drv = self._drv
+        nbytes = 4 * (cap + 1)
+        dptr = _check(drv.cuMemAlloc(nbytes), "cuMemAlloc")
+        _check(drv.cuMemsetD32(dptr, 0, cap + 1), "cuMemsetD32")  # the counter starts at 0, once
+        hptr = _check(drv.cuMemAllocHost(nbytes), "cuMemAllocHost")
+        events = (_check(drv.cuEventCreate(0), "cuEventCreate"), _check(drv.cuEventCreate(0), "cuEventCreate"))
+        slot = gpu_common.FoundSlot(dptr, cap, hptr, events=events)
+        self._allocated.append(slot)
+        return slot
+
     def launch(self, pre: gpu_common.JobPrecompute, nonce_base: int, count: int, cap: int) -> Launch:
         drv = self._drv
         if self._func is None:
@@ -197,33 +213,32 @@ class CUDADevice(Device):
         gpu_common.check_launch_range(nonce_base, count)
         self._slot ^= 1
         slot = self._slots[self._slot]
-        if slot is None or slot[2] < cap:
-            if slot is not None:
-                _check(drv.cuStreamSynchronize(self._stream), "cuStreamSynchronize")
-                drv.cuMemFree(slot[0])
-                drv.cuMemFreeHost(slot[1])
-            nbytes = 4 * (cap + 1)
-            slot = (_check(drv.cuMemAlloc(nbytes), "cuMemAlloc"),
-                    _check(drv.cuMemAllocHost(nbytes), "cuMemAllocHost"), cap,
-                    _check(drv.cuEventCreate(0), "cuEventCreate"), _check(drv.cuEventCreate(0), "cuEventCreate"))
-            self._slots[self._slot] = slot
-        dptr, hptr, _, ev0, ev1 = slot
-        job = (ctypes.c_uint32 * gpu_common.JOB_WORDS).from_buffer_copy(pre.pack(nonce_base, count, cap))
-        out_arg = ctypes.c_uint64(int(dptr))
+        if slot is None or slot.busy or slot.cap < cap:
+            # A busy slot only happens for an overflow relaunch: it gets buffers of its own.
+            fresh = self._new_slot(cap)
+            if slot is None or not slot.busy:
+                self._slots[self._slot] = fresh
+            slot = fresh
+        slot.busy = True
+        ev0, ev1 = slot.events
+        job = (ctypes.c_uint32 * gpu_common.JOB_WORDS).from_buffer_copy(
+            pre.pack(nonce_base, count, cap, slot.counter))
+        out_arg = ctypes.c_uint64(int(slot.device_buf))
         params = (ctypes.c_void_p * 2)(ctypes.addressof(job), ctypes.addressof(out_arg))
-        grid = -(-count // BLOCK)
         nbytes = 4 * (cap + 1)
-        _check(drv.cuMemsetD32Async(dptr, 0, 1, self._stream), "cuMemsetD32Async")
+        # Per launch: kernel, read-back, three event records. The counter is never
+        # reset (found_base), and the job travels as a kernel parameter.
         _check(drv.cuEventRecord(ev0, self._stream), "cuEventRecord")
-        _check(drv.cuLaunchKernel(self._func, grid, 1, 1, BLOCK, 1, 1, 0, self._stream,
+        _check(drv.cuLaunchKernel(self._func, -(-count // BLOCK), 1, 1, BLOCK, 1, 1, 0, self._stream,
                                   ctypes.addressof(params), 0), "cuLaunchKernel")
         _check(drv.cuEventRecord(ev1, self._stream), "cuEventRecord")
-        _check(drv.cuMemcpyDtoHAsync(hptr, dptr, nbytes, self._stream), "cuMemcpyDtoHAsync")
+        _check(drv.cuMemcpyDtoHAsync(slot.host_buf, slot.device_buf, nbytes, self._stream), "cuMemcpyDtoHAsync")
         done = _check(drv.cuEventCreate(drv.CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate")
         _check(drv.cuEventRecord(done, self._stream), "cuEventRecord")
-        found = (ctypes.c_char * nbytes).from_address(int(hptr))
+        found = (ctypes.c_char * nbytes).from_address(int(slot.host_buf))
         # cuLaunchKernel copies the parameters at launch, so job/params may go after it returns.
-        return Launch(nonce_base, count, cap, memoryview(found).cast("B"), (ev0, ev1), done, None)
+        return Launch(nonce_base, count, cap, memoryview(found).cast("B"), slot.events, done, slot,
+                      found_base=slot.counter)
 
     def wait(self, launch: Launch):
         drv = self._drv
@@ -233,8 +248,9 @@ class CUDADevice(Device):
         finally:
             drv.cuEventDestroy(launch.done_event)
         hits = launch.hits()
+        launch.keep.counter, launch.keep.busy = launch.counter, False
         # The elapsed-time pair does not place the kernel on a clock, so successive
-        # launches are treated as back to back; idle gaps are measured on OpenCL.
+        # launches are treated as back to back; busy_fraction covers host stalls.
         return hits, 0.0, 0.0, ms / 1000.0
 
     def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
@@ -344,7 +360,7 @@ def _pycuda_detect() -> list[DetectedDevice]:
 
 
 class PyCUDADevice(CUDADevice):
-    """CUDADevice on pycuda. Job struct passed by value as a numpy void scalar (144 bytes)."""
+    """CUDADevice on pycuda. Job struct passed by value as a numpy void scalar (152 bytes)."""
 
     def open(self) -> None:
         pdrv, SourceModule, np = _pycuda()
@@ -378,31 +394,41 @@ class PyCUDADevice(CUDADevice):
         self._slots = [None, None]
         self._func = self._module = self._stream = self._ctx = None
 
+    def _new_slot(self, cap: int) -> gpu_common.FoundSlot:
+        pdrv, np = self._p, self._np
+        dbuf = pdrv.mem_alloc(4 * (cap + 1))
+        pdrv.memset_d32(dbuf, 0, cap + 1)
+        return gpu_common.FoundSlot(dbuf, cap, pdrv.pagelocked_empty(cap + 1, np.uint32),
+                                    events=(pdrv.Event(), pdrv.Event()))
+
     def launch(self, pre, nonce_base: int, count: int, cap: int) -> Launch:
         pdrv, np = self._p, self._np
         gpu_common.check_launch_range(nonce_base, count)
         self._slot ^= 1
         slot = self._slots[self._slot]
-        if slot is None or slot[2] < cap:
-            self._stream.synchronize()
-            slot = (pdrv.mem_alloc(4 * (cap + 1)), pdrv.pagelocked_empty(cap + 1, np.uint32), cap,
-                    pdrv.Event(), pdrv.Event())
-            self._slots[self._slot] = slot
-        dbuf, hbuf, _, ev0, ev1 = slot
-        job = np.frombuffer(pre.pack(nonce_base, count, cap), dtype=self._jobtype)[0]
-        pdrv.memset_d32_async(dbuf, 0, 1, self._stream)
+        if slot is None or slot.busy or slot.cap < cap:
+            fresh = self._new_slot(cap)
+            if slot is None or not slot.busy:
+                self._slots[self._slot] = fresh
+            slot = fresh
+        slot.busy = True
+        ev0, ev1 = slot.events
+        job = np.frombuffer(pre.pack(nonce_base, count, cap, slot.counter), dtype=self._jobtype)[0]
         ev0.record(self._stream)
-        self._func(job, dbuf, block=(BLOCK, 1, 1), grid=(-(-count // BLOCK), 1), stream=self._stream)
+        self._func(job, slot.device_buf, block=(BLOCK, 1, 1), grid=(-(-count // BLOCK), 1), stream=self._stream)
         ev1.record(self._stream)
-        pdrv.memcpy_dtoh_async(hbuf, dbuf, self._stream)
+        pdrv.memcpy_dtoh_async(slot.host_buf, slot.device_buf, self._stream)
         done = pdrv.Event()
         done.record(self._stream)
-        return Launch(nonce_base, count, cap, memoryview(hbuf).cast("B"), (ev0, ev1), done, None)
+        return Launch(nonce_base, count, cap, memoryview(slot.host_buf).cast("B"), (ev0, ev1), done, slot,
+                      found_base=slot.counter)
 
     def wait(self, launch: Launch):
         launch.done_event.synchronize()
         ev0, ev1 = launch.kernel_event
-        return launch.hits(), 0.0, 0.0, ev1.time_since(ev0) / 1000.0
+        hits = launch.hits()
+        launch.keep.counter, launch.keep.busy = launch.counter, False
+        return hits, 0.0, 0.0, ev1.time_since(ev0) / 1000.0
 
     def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
         self._ctx.push()

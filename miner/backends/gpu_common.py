@@ -7,7 +7,7 @@ schedule words W16..W19 (up to a nonce term) are computed here too. The kernel
 then does rounds 3..63 of block 2 and rounds 0..60 of the second hash per
 nonce, rejecting on the top 32 bits of the hash before anything else.
 
-The job is one flat structure of 36 little-endian uint32 (``JOB_WORDS``);
+The job is one flat structure of 38 little-endian uint32 (``JOB_WORDS``);
 kernels/sha256d.cl and kernels/sha256d.cu declare the same layout:
 
     offset  words  field
@@ -25,6 +25,10 @@ kernels/sha256d.cl and kernels/sha256d.cu declare the same layout:
     34      1      found_cap     slots in the found buffer after the count
     35      1      count         nonces in this launch; the grid is rounded up to whole
                                  work-groups and the threads past count return at once
+    36      1      found_base    found[0] before this launch: the counter is never reset,
+                                 a launch's hits are its increments (one command fewer
+                                 between launches than zeroing it)
+    37      1      pad           zero
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ from typing import Any
 
 from miner.errors import ConfigError, CoreError, DeviceError
 
-JOB_WORDS = 36
+JOB_WORDS = 38
 _JOB_STRUCT = struct.Struct(f"<{JOB_WORDS}I")
 _M = 0xFFFFFFFF
 
@@ -116,11 +120,12 @@ class JobPrecompute:
     t2_3: int
     target_words: tuple[int, ...]
 
-    def pack(self, nonce_base: int, count: int, found_cap: int) -> bytes:
-        """The 144-byte job structure for a launch of ``count`` nonces from ``nonce_base``."""
+    def pack(self, nonce_base: int, count: int, found_cap: int, found_base: int = 0) -> bytes:
+        """The 152-byte job structure for a launch of ``count`` nonces from ``nonce_base``."""
         return _JOB_STRUCT.pack(*self.midstate, *self.state3, *self.w012, self.w16, self.w17,
                                 self.w18_base, self.w19_base, self.p3, self.t2_3,
-                                nonce_base & _M, *self.target_words, found_cap, count)
+                                nonce_base & _M, *self.target_words, found_cap, count,
+                                found_base & _M, 0)
 
 
 def target_words(target: int) -> tuple[int, ...]:
@@ -222,17 +227,36 @@ class Launch:
     done_event: Any = None
     keep: Any = None           # device buffers that must outlive the launch
     pipelined: bool = False    # enqueued while another launch was still in flight
+    found_base: int = 0        # found[0] before the launch (the counter runs on across launches)
     total: int = 0             # hits the kernel counted (set by hits())
+    counter: int = 0           # found[0] after the launch: the next launch's found_base
 
     def hits(self) -> list[int] | None:
         """The hits, masked to 32 bits; None when they overflowed the buffer (relaunch with a bigger cap)."""
         words = struct.unpack_from(f"<{self.cap + 1}I", self.found)
-        self.total = words[0]
+        self.counter = words[0]
+        self.total = (words[0] - self.found_base) & _M
         if self.total > self.cap:
             return None
         end = self.nonce_base + self.count
         # Never trust a device: a nonce outside the launch's range is not ours to submit.
         return [n & _M for n in words[1:1 + self.total] if self.nonce_base <= n < end]
+
+
+@dataclass(slots=True)
+class FoundSlot:
+    """One found buffer on the device and what the host knows of it.
+
+    ``counter`` is found[0] as last read back (the next launch's found_base);
+    ``busy`` while a launch using it is in flight, so it is never handed to a
+    second launch before its counter is known.
+    """
+    device_buf: Any
+    cap: int
+    host_buf: Any = None
+    counter: int = 0
+    busy: bool = False
+    events: Any = None
 
 
 class LaunchTuner:

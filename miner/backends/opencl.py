@@ -139,6 +139,8 @@ class OpenCLDevice(Device):
                           self._kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE,
                                                            self._device))
         self._slots = [None, None]
+        import numpy
+        self._job_dtype = numpy.dtype([("w", "<u4", (gpu_common.JOB_WORDS,))])
         log.info("%s: %s (%s), kernel %s", self.name, self._device.name, self._device.driver_version,
                  "from cache" if self.program_was_cached else "built")
 
@@ -173,24 +175,29 @@ class OpenCLDevice(Device):
         gpu_common.check_launch_range(nonce_base, count)
         self._slot ^= 1
         slot = self._slots[self._slot]
-        if slot is None or slot[2] < cap:
-            mf = cl.mem_flags
-            slot = (cl.Buffer(self._ctx, mf.READ_ONLY, gpu_common.JOB_WORDS * 4),
-                    cl.Buffer(self._ctx, mf.READ_WRITE, 4 * (cap + 1)), cap)
-            self._slots[self._slot] = slot
-        job_buf, found_buf, _ = slot
-        job = pre.pack(nonce_base, count, cap)
-        zero = bytes(4)
-        found = bytearray(4 * (cap + 1))
-        groups = -(-count // self._local)
         try:
-            cl.enqueue_copy(self._queue, job_buf, job, is_blocking=False)
-            cl.enqueue_copy(self._queue, found_buf, zero, is_blocking=False)
-            kev = self._kernel(self._queue, (groups * self._local,), (self._local,), job_buf, found_buf)
-            rev = cl.enqueue_copy(self._queue, found, found_buf, is_blocking=False)
+            if slot is None or slot.busy or slot.cap < cap:
+                # A busy slot only happens for an overflow relaunch: it gets a buffer of its own.
+                fresh = gpu_common.FoundSlot(cl.Buffer(self._ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
+                                                       hostbuf=bytes(4 * (cap + 1))), cap)
+                if slot is None or not slot.busy:
+                    self._slots[self._slot] = fresh
+                slot = fresh
+            slot.busy = True
+            # Job by value (copied at enqueue), counter never reset: one kernel and one
+            # read-back per launch, nothing else between kernels.
+            job = self._job_arg(pre.pack(nonce_base, count, cap, slot.counter))
+            found = bytearray(4 * (cap + 1))
+            groups = -(-count // self._local)
+            kev = self._kernel(self._queue, (groups * self._local,), (self._local,), job, slot.device_buf)
+            rev = cl.enqueue_copy(self._queue, found, slot.device_buf, is_blocking=False)
         except cl.Error as exc:
             raise DeviceError(f"{self.name}: kernel launch failed: {exc}") from exc
-        return Launch(nonce_base, count, cap, found, kev, rev, (job, zero))
+        return Launch(nonce_base, count, cap, found, kev, rev, slot, found_base=slot.counter)
+
+    def _job_arg(self, packed: bytes):
+        import numpy  # pyopencl depends on numpy; a void scalar passes the struct by value
+        return numpy.frombuffer(packed, dtype=self._job_dtype)[0]
 
     def wait(self, launch: Launch) -> tuple[list[int], float, float, float]:
         """(hits, kernel_start_s, kernel_end_s, kernel_seconds) once ``launch`` completed."""
@@ -200,7 +207,9 @@ class OpenCLDevice(Device):
             end = launch.kernel_event.profile.end * 1e-9
         except self._cl.Error as exc:
             raise DeviceError(f"{self.name}: kernel failed: {exc}") from exc
-        return launch.hits(), start, end, end - start
+        hits = launch.hits()
+        launch.keep.counter, launch.keep.busy = launch.counter, False
+        return hits, start, end, end - start
 
     def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
         """Synchronous scan of one range (self-test, tests); sorted like miner.core.scan."""
