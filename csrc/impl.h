@@ -71,7 +71,8 @@ int miner_confirm(const miner_work *w, uint32_t nonce);
 
 int miner_scan_portable(const miner_work *w, uint32_t start, uint64_t count,
                         uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-#if defined(__x86_64__) || defined(_M_X64)
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(MINER_PORTABLE_ONLY)
+/* MINER_PORTABLE_ONLY: build as a non-x86 target would (portable code only). */
 #define MINER_X86 1
 int miner_scan_avx2(const miner_work *w, uint32_t start, uint64_t count,
                     uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
@@ -91,7 +92,8 @@ int miner_scan_shani4(const miner_work *w, uint32_t start, uint64_t count,
  * hash of nonces n0, n0+1, ...), the abort flag read every 64 Ki nonces,
  * candidates confirmed in ascending order, the output cap honoured exactly.
  * Lanes past the end of the range (the nonce wraps past 2^32-1) are computed
- * and ignored.
+ * and ignored. It is the whole body of a miner_scan_fn and uses that
+ * function's parameter names (w, start, count, out, cap, next, abort).
  */
 #define MINER_SCAN_LOOP(LANES, HASH_LANES)                                      \
     do {                                                                       \
