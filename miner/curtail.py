@@ -6,9 +6,8 @@ set is non-empty and resumed only when the last reason clears. It is the one
 owner of pause state on this side: sources never call the engine themselves.
 
 The engine keeps the pool session alive while paused (it only stops handing out
-work), so a pause costs no reconnect. API pause/resume act synchronously; the
-polled sources run on one background thread that wakes every TICK_S seconds
-and polls each source on its own interval.
+work), so a pause costs no reconnect. API pause/resume act synchronously; each
+polled source runs on its own thread at its own interval.
 """
 from __future__ import annotations
 
@@ -46,7 +45,7 @@ class Curtailer:
         self._lock = threading.Lock()
         self._reasons: dict[str, str] = {}   # key -> the reason string given to control.pause
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.changes = 0                     # state changes applied (pause or resume calls)
 
     # -- the reason set ------------------------------------------------------
@@ -90,35 +89,36 @@ class Curtailer:
             out.update(s.facts())
         return out
 
-    # -- the polling thread --------------------------------------------------
+    # -- the polling threads --------------------------------------------------
+    # One thread per source: a price command that takes its full timeout must not
+    # delay a schedule edge. The reason set's lock keeps their effects ordered.
     def start(self) -> None:
-        if not self.sources or self._thread is not None:
+        if not self.sources or self._threads:
             return
-        self._thread = threading.Thread(target=self._loop, name="curtail", daemon=True)
-        self._thread.start()
+        for src in self.sources:
+            t = threading.Thread(target=self._loop, args=(src,), name=f"curtail-{src.key}", daemon=True)
+            self._threads.append(t)
+            t.start()
 
-    def _loop(self) -> None:
-        due = {id(s): 0.0 for s in self.sources}
+    def _loop(self, s: "Source") -> None:
         while not self._stop.is_set():
-            now = time.monotonic()
-            for s in self.sources:
-                if now < due[id(s)]:
-                    continue
-                due[id(s)] = now + s.interval
-                try:
-                    s.poll(self)
-                except MinerError as e:
-                    s.fail(str(e))
-                except Exception as e:  # a source bug must not end curtailment
-                    log.exception("curtailment source %s failed", s.key)
-                    s.fail(f"{type(e).__name__}: {e}")
-            self._stop.wait(TICK_S)
+            t0 = time.monotonic()
+            try:
+                s.poll(self)
+            except MinerError as e:
+                s.fail(str(e))
+            except Exception as e:  # a source bug must not end curtailment
+                log.exception("curtailment source %s failed", s.key)
+                s.fail(f"{type(e).__name__}: {e}")
+            self._stop.wait(max(TICK_S / 5, s.interval - (time.monotonic() - t0)))
 
     def close(self) -> None:
         self._stop.set()
-        t, self._thread = self._thread, None
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout=5)
+        threads, self._threads = self._threads, []
+        for t in threads:
+            if t is not threading.current_thread():
+                # A feed stuck in its (bounded) fetch is a daemon thread: do not hold up shutdown for it.
+                t.join(timeout=2.0)
 
 
 class Source:

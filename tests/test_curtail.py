@@ -348,3 +348,23 @@ def test_json_round_trip_of_status():
     cur = Curtailer(c)
     cur.hold("api", "paused by API command")
     assert json.loads(json.dumps(cur.status())) == {"reasons": {"api": "api: paused by API command"}}
+
+
+def test_slow_feed_does_not_delay_the_schedule():
+    c = FakeControl()
+    inside = threading.Event()
+    sched = ScheduleSource(["10:00-14:00"], now=lambda: dt.datetime(2026, 1, 1, 12 if inside.is_set() else 0, 0))
+    slow = PriceSource(Feed("energy price", command=py("import time; time.sleep(3); print(0.1)")), 60.0, 0.3)
+    cur = Curtailer(c, [slow, sched])
+    cur.start()
+    try:
+        time.sleep(0.3)                    # the price command is now running
+        inside.set()
+        t0 = time.monotonic()
+        while not c.snapshot().paused and time.monotonic() - t0 < 5:
+            time.sleep(0.02)
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        t0 = time.monotonic()
+        cur.close()
+        assert time.monotonic() - t0 < 3.0
