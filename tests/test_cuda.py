@@ -206,3 +206,8 @@ def test_gpu_benchmark_reports_rate(capsys):
     with capsys.disabled():
         print(f"\n{dev.model}: {n / dt / 1e9:.2f} GH/s over 2^32 nonces")
     assert dt > 0
+
+
+@pytest.mark.skipif(HAS_GPU, reason="an NVIDIA driver is present")
+def test_selftest_all_lists_nothing_without_a_gpu():
+    assert cuda.CUDABackend.selftest_all() == []

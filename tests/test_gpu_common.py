@@ -141,3 +141,16 @@ def test_selftest_cases_come_from_the_c_core():
     assert genesis[5] == [g.GENESIS_NONCE]
     assert hashlib.sha256(hashlib.sha256(g.GENESIS_HEADER).digest()).digest()[::-1].hex().startswith("000000000019d6")
     assert len(cases[1][5]) > 5  # the easy target yields many hits
+
+
+def test_cli_flags_feed_the_tuner():
+    import argparse
+    parser = argparse.ArgumentParser()
+    g.add_arguments(parser)
+    args = parser.parse_args(["--gpu-kernel-ms", "20", "--gpu-launch", "8192", "--cuda-runtime", "pycuda"])
+    opts = vars(args)
+    tuner = g.LaunchTuner(target_ms=opts["gpu_kernel_ms"], fixed=opts["gpu_launch"])
+    assert tuner.fixed and tuner.size == 8192 and tuner.target_s == 0.02
+    assert opts["cuda_runtime"] == "pycuda"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--cuda-runtime", "opencl"])

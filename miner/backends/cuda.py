@@ -310,6 +310,11 @@ class CUDABackend(Backend):
             return []
 
     @classmethod
+    def selftest_all(cls) -> list[tuple[str, bool, str]]:
+        # No GPU is not a failed self-test: there is simply nothing to list.
+        return super().selftest_all() if cls.detect() else []
+
+    @classmethod
     def create(cls, specs: list[str], options: dict[str, Any]) -> list[Device]:
         runtime = options.get("cuda_runtime") or "cuda-python"
         if runtime not in ("cuda-python", "pycuda"):
