@@ -57,6 +57,7 @@ class BM13xxDevice(ASICDevice):
         self.expect_chips = int(self.options["chips"]) if "chips" in self.options else None
         self.ramp_delay = float(self.options.get("ramp_delay", 0.01))
         self.job_interval = float(self.options.get("job_interval", facts.job_interval_s))
+        self.fixed_interval = "job_interval" in self.options  # given explicitly: used as is
         self.silence_s = float(self.options["silence"]) if "silence" in self.options else None
         if "diff" not in self.options:
             self.ticket_diff = float(facts.default_ticket_diff)
@@ -102,8 +103,8 @@ class BM13xxDevice(ASICDevice):
     def _collect_register_replies(self, reg: int, quiet: float, limit: float) -> list[int]:
         values: list[int] = []
         deadline = time.monotonic() + limit
-        last = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - last < quiet:
+        last = None  # until the first reply, wait up to ``limit``; after it, until ``quiet`` passes
+        while time.monotonic() < deadline and (last is None or time.monotonic() - last < quiet):
             data = self.transport.read(64, 0.05)
             if data:
                 last = time.monotonic()
@@ -127,6 +128,18 @@ class BM13xxDevice(ASICDevice):
     # -- mining -----------------------------------------------------------
     def nominal_hashrate(self) -> float:
         return self.facts.hashrate(self.freq_mhz, max(self.chips, 1))
+
+    def interval_for(self, work: Work | None) -> float:
+        """Seconds between jobs: the chip's usual interval, but at most half the time the chain
+        needs to walk the whole job (2^32 nonces per version it may roll, per midstate), so a
+        chain never runs dry even when the pool allows no version rolling."""
+        if work is None or self.fixed_interval:
+            return self.job_interval
+        if self.facts.midstates:
+            versions = self.facts.midstates if work.device_version_mask else 1
+        else:
+            versions = 1 << bin(work.device_version_mask).count("1") if self.facts.rolls_versions else 1
+        return min(self.job_interval, 0.5 * (1 << 32) * versions / self.nominal_hashrate())
 
     def _send(self, work: Work) -> None:
         mask = work.device_version_mask if self.facts.rolls_versions or self.facts.midstates else 0
@@ -159,7 +172,8 @@ class BM13xxDevice(ASICDevice):
         sent_at = 0.0
         while not ctx.stopping:
             now = time.monotonic()
-            if work is None or ctx.generation != work.generation or now - sent_at >= self.job_interval:
+            interval = self.interval_for(work)
+            if work is None or ctx.generation != work.generation or now - sent_at >= interval:
                 nxt = ctx.next_work(timeout=0.5, version_rolling=rolling)
                 if nxt is None:
                     continue
@@ -168,7 +182,8 @@ class BM13xxDevice(ASICDevice):
                 work = nxt
                 self._send(work)
                 sent_at = time.monotonic()
-            data = self.transport.read(self.facts.reply_len * 16, 0.05)
+            wait = min(0.05, max(0.0005, sent_at + self.interval_for(work) - time.monotonic()))
+            data = self.transport.read(self.facts.reply_len * 16, wait)
             if data:
                 for r in self._reader.feed(data):
                     if r.is_nonce:

@@ -178,9 +178,20 @@ class EmulatedDevice:
                 self._out.clear()
             self.on_disconnect()
 
+    def reset_stats(self) -> None:
+        """Forget idle time and job history so far (after a benchmark's warm-up)."""
+        with self._cond:
+            self.idle_s, self.max_gap_s = 0.0, float("-inf")
+            self.job_times = self.job_times[-1:]
+
     def stats(self) -> dict:
+        with self._cond:
+            times = list(self.job_times)
+        gaps = sorted(b - a for a, b in zip(times, times[1:]))
         return {"jobs": self.jobs, "replies": self.replies, "injected": dict(self.injected),
-                "idle_s": self.idle_s, "max_gap_s": self.max_gap_s}
+                "idle_s": self.idle_s, "max_gap_s": self.max_gap_s, "hashrate": self.hashrate(),
+                "job_interval_median_s": gaps[len(gaps) // 2] if gaps else None,
+                "job_interval_max_s": gaps[-1] if gaps else None}
 
 
 # -- servers ---------------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_direct_usb_transport_mines_with_baud_set_by_control_transfer(usb_bus, v
     emu = EmulatedBM13xx(BM1397 if vid == 0x0403 else BM1370, 1, diff=1e-5 if vid == 0x0403 else 1e-4)
     usb_bus.append(usbsim.SimBoard(vid, pid, product, emu))
     model = "bm1397" if vid == 0x0403 else "bm1370"
-    dev = create_device(f"{model}:usb:{vid:04x}:{pid:04x}@1:2,diff={emu.test_diff},ramp_delay=0")
+    dev = create_device(f"{model}:usb:{vid:04x}:{pid:04x}@1:2,diff={emu.test_diff},ramp_delay=0,job_interval=1")
     ctx = TestContext(session_job(difficulty=emu.test_diff))
     t = run_device(dev, ctx)
     try:

@@ -131,7 +131,9 @@ def test_bm1366_bm1368_over_pty(facts):
 
 
 def test_bm1397_midstates_over_pty():
-    emu, server, dev = _chain(BM1397, 2, diff=1e-5)
+    # A fixed job interval: the emulator's midstate hashing is far slower than the 30 ms a real
+    # 2-chip BM1397 chain takes per job, which the driver would otherwise pace itself by.
+    emu, server, dev = _chain(BM1397, 2, {"job_interval": 2}, diff=1e-5)
     ctx = TestContext(session_job(difficulty=1e-5))
     try:
         _mine(dev, ctx, shares=4, timeout=20)
