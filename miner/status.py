@@ -42,11 +42,10 @@ def fmt_duration(s: float) -> str:
     return (f"{d}d " if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
 
 
-def efficiency_j_per_th(watts: float | None, hs: float) -> float | None:
-    """J/TH = W / (TH/s)."""
-    if watts is None or hs <= 0:
-        return None
-    return watts / (hs / 1e12)
+def efficiency_j_per_th(watts: float | None, snap: MinerSnapshot) -> float | None:
+    """J/TH of the whole miner, from the rate miner.power chooses for efficiency."""
+    from miner.power import efficiency_hashrate, joules_per_terahash
+    return joules_per_terahash(watts, efficiency_hashrate(snap.hashrate, snap.elapsed))
 
 
 class JsonEvents:
@@ -70,7 +69,7 @@ class JsonEvents:
         self("hashrate", {"total": snap.hashrate, "effective": snap.effective_hashrate,
                           "devices": {d.name: d.hashrate["5s"] for d in snap.devices},
                           "accepted": snap.accepted, "rejected": snap.rejected, "stale": snap.stale,
-                          "hw_errors": snap.hw_errors, "paused": snap.paused})
+                          "hw_errors": snap.hw_errors, "paused": snap.paused, "watts": snap.watts})
 
 
 def status_line(snap: MinerSnapshot) -> str:
@@ -83,7 +82,7 @@ def status_line(snap: MinerSnapshot) -> str:
     ]
     if pool is not None:
         parts.insert(1, f"{pool.url} diff {fmt_diff(pool.difficulty)}")
-    eff = efficiency_j_per_th(snap.watts, snap.hashrate["1m"])
+    eff = efficiency_j_per_th(snap.watts, snap)
     if eff is not None:
         parts.append(f"{snap.watts:.0f} W {eff:.1f} J/TH")
     if snap.paused:
@@ -122,7 +121,7 @@ def build_panel(snap: MinerSnapshot):
     elif not snap.pools:
         title += " | offline benchmark"
     sub = f"effective {fmt_rate(snap.effective_hashrate)}"
-    eff = efficiency_j_per_th(snap.watts, snap.hashrate["1m"])
+    eff = efficiency_j_per_th(snap.watts, snap)
     if eff is not None:
         sub += f" | {eff:.1f} J/TH"
     if snap.paused:

@@ -115,6 +115,14 @@ def test_json_events_are_one_object_per_line():
     assert any(e["event"] == "hashrate" and e["total"]["av"] > 0 for e in events)
 
 
+def test_cpu_package_watts_are_shared_among_threads_not_multiplied():
+    proc = run_miner("--benchmark", "--time-limit", "2", "-t", "2", "--cpu-watts", "30", "--json",
+                     "--status-interval", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    rates = [json.loads(line) for line in proc.stdout.splitlines() if '"hashrate"' in line]
+    assert rates and all(abs(e["watts"] - 30.0) < 1e-9 for e in rates)
+
+
 def test_sigterm_stops_cleanly_with_a_summary():
     p = subprocess.Popen([sys.executable, "-m", "miner", "--benchmark", "-t", "1", "--status-interval", "0.3"],
                          stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
