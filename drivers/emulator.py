@@ -104,12 +104,13 @@ class EmulatedDevice:
         """Start a job of ``space`` hashes now; returns (generation, t0). Records idle gaps."""
         now = time.monotonic()
         with self._cond:
-            if self._job_end is not None:
+            if self._job_end is not None and space:
                 gap = now - self._job_end
                 if gap > 0:
                     self.idle_s += gap
                 self.max_gap_s = max(self.max_gap_s, gap)
-            self._job_end = now + space / self.hashrate()
+            # An empty job (Icarus park packet) means "stop", not a job that ran dry: no gap after it.
+            self._job_end = now + space / self.hashrate() if space else None
             self._job_gen += 1
             self.jobs += 1
             self.job_times.append(now)
