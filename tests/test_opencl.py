@@ -215,3 +215,18 @@ def test_run_switches_on_new_generation_and_stops(device):
     # The old job's remaining 2^24 nonces were abandoned: at most the in-flight launches ran after the switch.
     assert ctx.hashed <= (1 << 15) + 3 * (1 << 14) + (1 << 16)
     assert ctx.bad == []
+
+
+def test_missing_pyopencl_or_platform_is_one_clear_error(monkeypatch):
+    from miner.errors import BackendUnavailable
+
+    def no_pyopencl():
+        raise BackendUnavailable("OpenCL needs pyopencl: install miner[opencl] (test)")
+    monkeypatch.setattr(opencl, "_cl", no_pyopencl)
+    assert opencl.OpenCLBackend.detect() == []
+    with pytest.raises(BackendUnavailable, match=r"miner\[opencl\]"):
+        opencl.OpenCLBackend.create([], {})
+    monkeypatch.undo()
+    monkeypatch.setattr(opencl, "_platforms", lambda cl: [])
+    with pytest.raises(BackendUnavailable, match="no platform"):
+        opencl.OpenCLBackend.create(["opencl:0:0"], {})

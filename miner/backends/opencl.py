@@ -265,7 +265,11 @@ class OpenCLBackend(Backend):
 
     @classmethod
     def create(cls, specs: list[str], options: dict[str, Any]) -> list[Device]:
+        _cl()  # BackendUnavailable naming the extra when pyopencl is missing
         found = cls.detect()
+        if not found:
+            raise BackendUnavailable("OpenCL: no platform or device found (install a driver, or pyopencl[pocl] "
+                                     "for the CPU device)")
         if not specs:
             chosen = found
         else:
