@@ -50,6 +50,12 @@
         h = LV_ADD(t1_, t2_);                                                  \
     } while (0)
 
+/* The e half of a round: d += T1, h left stale (its value is never read). */
+#define L_ROUND_E(a, b, c, d, e, f, g, h, kw)                                  \
+    do {                                                                       \
+        d = LV_ADD(d, LV_ADD(LV_ADD(LV_ADD(h, L_S1(e)), L_CH(e, f, g)), kw));   \
+    } while (0)
+
 #define L_ROUNDS8(kw, i)                                                       \
     do {                                                                       \
         L_ROUND(a, b, c, d, e, f, g, h, kw[(i) + 0]);                          \
@@ -159,9 +165,11 @@ LANES_ATTR LV LANES_FN(const miner_pre *p, LV nonce) {
     L_ROUND(b, c, d, e, f, g, h, a, kw[7]);
     for (int i = 8; i < 56; i += 8) L_ROUNDS8(kw, i);
     L_ROUND(a, b, c, d, e, f, g, h, kw[56]);
-    L_ROUND(h, a, b, c, d, e, f, g, kw[57]);
-    L_ROUND(g, h, a, b, c, d, e, f, kw[58]);
-    L_ROUND(f, g, h, a, b, c, d, e, kw[59]);
+    /* Rounds 57-59: their new a values would only feed rounds 61+, so only
+     * the e half (d += T1) is computed. */
+    L_ROUND_E(h, a, b, c, d, e, f, g, kw[57]);
+    L_ROUND_E(g, h, a, b, c, d, e, f, kw[58]);
+    L_ROUND_E(f, g, h, a, b, c, d, e, kw[59]);
     /* Round 60 sits at position 4, (e, f, g, h, a, b, c, d): its new e is
      * h + T1, which becomes h after round 63; H7 = IV7 + that. */
     {
