@@ -9,6 +9,7 @@ import re
 import shutil
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -192,21 +193,70 @@ def test_gpu_selftest_and_random_ranges_match_c_core():
             assert entry["nonce"] in dev.scan(header, entry["nonce"] - (1 << 22), 1 << 23, target)
 
 
+class TimedContext:
+    """A DeviceContext with one endless difficulty-1 job, stopping after ``seconds``."""
+
+    def __init__(self, seconds: float):
+        from miner.job import Job, dsha256
+        self.job = Job("bench", dsha256(b"p"), b"\x01" * 50, b"\x02" * 40, (), 0x20000000, 0x1D00FFFF,
+                       0x65000000, True, b"\x00\x00\x00\x01", 4, 1)
+        self.deadline = time.perf_counter() + seconds
+        self.en2, self.pos, self.hashed, self.good, self.bad = 0, 0, 0, 0, 0
+
+    @property
+    def stopping(self):
+        return time.perf_counter() >= self.deadline
+
+    generation = 1
+
+    def next_work(self, nonce_count=1 << 32, *, timeout=None, version_rolling=False):
+        from miner.backend import Work
+        if self.stopping:
+            return None
+        if self.pos >= 1 << 32:
+            self.en2, self.pos = self.en2 + 1, 0
+        en2 = self.job.extranonce2_bytes(self.en2)
+        root = self.job.merkle_root(en2)
+        n = min(nonce_count, (1 << 32) - self.pos)
+        w = Work(self.job, en2, self.job.ntime, self.job.version, self.pos, n, 1, root,
+                 self.job.header(en2, merkle_root=root))
+        self.pos += n
+        return w
+
+    def wait_generation(self, generation, timeout):
+        return False
+
+    def submit(self, work, nonce, *, version=None, claimed_target=None):
+        h = core.sha256d(work.header[:76] + nonce.to_bytes(4, "little"))
+        ok = int.from_bytes(h, "little") <= work.target
+        self.good += ok
+        self.bad += not ok
+        return ok
+
+    def hashes(self, n):
+        self.hashed += n
+
+    def add_generation_listener(self, fn):
+        pass
+
+
 @gpu
 @needs_gpu
-def test_gpu_benchmark_reports_rate(capsys):
-    import time
+def test_gpu_benchmark_device_stays_busy(capsys):
     dev = cuda.CUDABackend.create([], {})[0]
     with dev:
-        dev.scan(bytes(80), 0, 1 << 24, 1 << 200)  # warm-up
-        n = 1 << 32
+        dev.run(TimedContext(2.0))  # warm-up: the tuner settles on ~30 ms launches
+        ctx = TimedContext(10.0)
         t0 = time.perf_counter()
-        dev.scan(bytes(80), 0, n, 1 << 200)
-        dt = time.perf_counter() - t0
+        dev.run(ctx)
+        wall = time.perf_counter() - t0
+    st = dev.last_run_stats
     with capsys.disabled():
-        print(f"\n{dev.model}: {n / dt / 1e9:.2f} GH/s over 2^32 nonces")
-    assert dt > 0
-
+        print(f"\n{dev.model}: {ctx.hashed / wall / 1e9:.3f} GH/s over {wall:.1f} s, kernel "
+              f"{1000 * st['kernel_seconds'] / st['launches']:.1f} ms/launch, busy {100 * st['busy_fraction']:.2f}%")
+    assert ctx.bad == 0
+    assert ctx.hashed > 0 and 20 <= 1000 * st["kernel_seconds"] / st["launches"] <= 50
+    assert st["busy_fraction"] >= 0.98  # launch overhead under 2% of kernel time
 
 @pytest.mark.skipif(HAS_GPU, reason="an NVIDIA driver is present")
 def test_selftest_all_lists_nothing_without_a_gpu():
