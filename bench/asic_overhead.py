@@ -6,7 +6,7 @@ test context (real Job from the vectors, real host re-check of every nonce),
 and its CPU time is that thread's time.thread_time(). The emulator reports how
 often jobs arrived and how long the chain sat idle with its job space walked.
 
-    python bench/asic_overhead.py --runs 5 --seconds 10
+    python bench/asic_overhead.py --runs 5
 """
 from __future__ import annotations
 
@@ -28,15 +28,22 @@ from asic_ctx import TestContext, session_job  # noqa: E402
 from miner.drivers import create_device  # noqa: E402
 
 CASES = {
-    # name: (emulate args, device spec options, pool version mask)
-    "bm1370-1.2T-rolling": (["bm1370", "--diff", "0.004"], "freq=590,diff=0.004", 0x1FFFE000),
-    "bm1370-1.2T-no-rolling": (["bm1370", "--diff", "0.004"], "freq=590,diff=0.004", 0),
-    "erupter-336M": (["erupter", "--diff", "0.0001"], "diff=0.0001", 0),
+    # name: (emulate args, device spec options, pool version mask, seconds per run)
+    # BM1370 at 590 MHz = 1.2 TH/s. diff 0.004 gives about as many nonces per second from the
+    # emulator's real hashing as a real 1.2 TH/s chip returns at its usual ticket difficulty 256.
+    "bm1370-1.2T-rolling": (["bm1370", "--diff", "0.004"], "freq=590,diff=0.004,silence=60", 0x1FFFE000, 10),
+    # No version rolling allowed by the pool: a job lasts 2^32 / 1.2e12 = 3.6 ms.
+    "bm1370-1.2T-no-rolling": (["bm1370", "--diff", "0.004"], "freq=590,diff=0.004,silence=60", 0, 10),
+    # Nonces at difficulty 1e-4 (about 1/s from the emulator's midstate hashing).
+    "erupter-336M-nonces": (["erupter", "--diff", "0.0001"], "diff=0.0001", 0, 10),
+    # Real difficulty 1: the driver keeps its 336 MH/s estimate and re-feeds every 0.8 x 12.8 s.
+    "erupter-336M-refeed": (["erupter"], "diff=1", 0, 30),
 }
 
 
-def one_run(name: str, seconds: float) -> dict:
-    emu_args, opts, mask = CASES[name]
+def one_run(name: str, scale: float) -> dict:
+    emu_args, opts, mask, seconds = CASES[name]
+    seconds *= scale
     emu = subprocess.Popen([sys.executable, "-m", "miner", "emulate", *emu_args, "--tcp", "0", "--stats",
                             "--duration", str(seconds + 4)], stdout=subprocess.PIPE, text=True)
     url = None
@@ -56,6 +63,15 @@ def one_run(name: str, seconds: float) -> dict:
             inner(work)
             sends.append(time.monotonic())
         dev._send = timed_send
+    else:  # Icarus: every work packet that is neither the golden work nor the park packet
+        from miner.drivers.icarus import GOLDEN_WORK
+        write = dev.transport.write
+
+        def timed_write(data):
+            write(data)
+            if len(data) == 64 and data != GOLDEN_WORK and any(data):
+                sends.append(time.monotonic())
+        dev.transport.write = timed_write
 
     def drive():
         t0 = time.thread_time()
@@ -83,7 +99,8 @@ def one_run(name: str, seconds: float) -> dict:
             "process_cpu_pct": 100 * out["process_cpu_s"] / wall, "jobs_per_s": stats["jobs"] / wall,
             "job_interval_median_ms": 1000 * (stats["job_interval_median_s"] or 0),
             "job_interval_max_ms": 1000 * (stats["job_interval_max_s"] or 0),
-            "idle_s": stats["idle_s"], "max_gap_ms": 1000 * stats["max_gap_s"],
+            "idle_s": stats["idle_s"],
+            "max_gap_ms": 1000 * stats["max_gap_s"] if stats["max_gap_s"] is not None else float("nan"),
             "nonces_per_s": info["nonces"] / wall, "hw_errors": info["hw_errors"],
             "emulated_hashrate": stats["hashrate"], "job_time_ms": 1000 * job_time,
             "host_send_interval_max_ms": 1000 * max(intervals, default=0.0), "host_idle_s": host_idle}
@@ -92,13 +109,13 @@ def one_run(name: str, seconds: float) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every case's run time")
     ap.add_argument("--case", action="append", choices=list(CASES))
     args = ap.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     summary = {}
     for name in args.case or list(CASES):
-        runs = [one_run(name, args.seconds) for _ in range(args.runs)]
+        runs = [one_run(name, args.scale) for _ in range(args.runs)]
         for r in runs:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
         summary[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "case"}

@@ -68,7 +68,7 @@ class EmulatedDevice:
         self.jobs = 0
         self.job_times: list[float] = []
         self.idle_s = 0.0
-        self.max_gap_s = 0.0
+        self.max_gap_s = float("-inf")     # largest (next job - previous job's end); < 0 means no idle
         self._job_end = None               # virtual time the current job's space runs out
 
     # -- host side --------------------------------------------------------
@@ -190,7 +190,8 @@ class EmulatedDevice:
             times = list(self.job_times)
         gaps = sorted(b - a for a, b in zip(times, times[1:]))
         return {"jobs": self.jobs, "replies": self.replies, "injected": dict(self.injected),
-                "idle_s": self.idle_s, "max_gap_s": self.max_gap_s, "hashrate": self.hashrate(),
+                "idle_s": self.idle_s, "max_gap_s": self.max_gap_s if self.max_gap_s > float("-inf") else None,
+                "hashrate": self.hashrate(),
                 "job_interval_median_s": gaps[len(gaps) // 2] if gaps else None,
                 "job_interval_max_s": gaps[-1] if gaps else None}
 
