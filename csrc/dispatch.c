@@ -75,6 +75,7 @@ static const miner_impl IMPLS[] = {
     {"shani(1-lane)", miner_scan_shani1, cpu_shani},
     {"avx2(8-way)", miner_scan_avx2, cpu_avx2},
     {"avx512(16-way)", miner_scan_avx512, cpu_avx512},
+    {"avx512(32-way)", miner_scan_avx512x2, cpu_avx512},
 #endif
 };
 #define N_IMPLS ((int)(sizeof IMPLS / sizeof IMPLS[0]))
