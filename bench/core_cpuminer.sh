@@ -14,6 +14,10 @@
 # it uses on SHA-NI CPUs without AVX-512. Each driver runs N threads for S
 # seconds, calling the scanhash function over 1 Mi-nonce ranges in benchmark
 # mode (as `cpuminer --benchmark` does), and prints "<name> threads=N <rate> H/s".
+# h2h_avx512 / h2h_sha link cpuminer-opt's scan loop and this project's csrc/
+# (built with the package's flags) into one process and alternate 1 Mi-nonce
+# calls of each, single-threaded, printing median and minimum TSC ticks per
+# nonce: the fairest comparison on a shared, busy machine (`h2h_avx512 31`).
 # Needs: gcc, libcurl/jansson/gmp/openssl development headers (apt-get install
 # libcurl4-openssl-dev libjansson-dev libgmp-dev libssl-dev zlib1g-dev).
 set -eu
@@ -82,4 +86,65 @@ EOF
 FILES="$SRC/algo/sha/sha256d-4way.c $SRC/algo/sha/sha256-hash-4way.c $SRC/algo/sha/sha256-hash.c $SRC/simd-utils/simd-constants.c"
 gcc -O3 -march=native -I"$SRC" -Wno-pointer-sign -o "$OUT/cpm_avx512" "$OUT/driver.c" $FILES -lpthread
 gcc -O3 -march=native -mno-avx512f -I"$SRC" -Wno-pointer-sign -o "$OUT/cpm_sha" "$OUT/driver.c" $FILES -lpthread
-echo "built $OUT/cpm_avx512 $OUT/cpm_sha"
+cat > "$OUT/h2h.c" <<'EOF'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <x86intrin.h>
+#include "miner.h"
+#include "algo/sha/sha256d-4way.h"
+#include "core.h"
+bool opt_benchmark = true;
+struct work_restart *work_restart;
+static struct work_restart restart[4];
+bool valid_hash(const void *a, const void *b) { (void)a; (void)b; return false; }
+bool submit_solution(struct work *w, const void *h, struct thr_info *t) { (void)w; (void)h; (void)t; return true; }
+#if defined(SHA256D_16WAY)
+extern int scanhash_sha256d_16way(struct work *, uint32_t, uint64_t *, struct thr_info *);
+#define THEIRS scanhash_sha256d_16way
+#define THEIR_NAME "cpuminer-opt 16way"
+#else
+extern int scanhash_sha256d_sha(struct work *, uint32_t, uint64_t *, struct thr_info *);
+#define THEIRS scanhash_sha256d_sha
+#define THEIR_NAME "cpuminer-opt sha"
+#endif
+static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 31;
+    const uint32_t N = 1u << 20;
+    work_restart = restart;
+    struct thr_info thr; memset(&thr, 0, sizeof thr);
+    struct work w; memset(&w, 0, sizeof w);
+    uint8_t hdr[80], tgt[32] = {0};
+    for (int i = 0; i < 20; i++) w.data[i] = 0x01020304u * (uint32_t)(i + 1);
+    memcpy(hdr, w.data, 80);
+    w.target[6] = 0xffff; tgt[26] = 0xff; tgt[27] = 0xff; /* the same nbits-1d00ffff target */
+    int K = miner_impl_count();
+    double *t = calloc((size_t)(K + 1) * (size_t)rounds, sizeof *t);
+    uint32_t out[16]; uint64_t next, hd;
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i <= K; i++) {
+            if (i < K && (!miner_impl_usable(i) || !strcmp(miner_impl_name(i), "portable"))) continue;
+            unsigned long long c = __rdtsc();
+            if (i < K) miner_scan(i, hdr, (uint32_t)r * N, N, tgt, out, 16, &next, NULL);
+            else { w.data[19] = (uint32_t)r * N; THEIRS(&w, (uint32_t)r * N + N, &hd, &thr); }
+            t[i * rounds + r] = (double)(__rdtsc() - c) / N;
+        }
+    for (int i = 0; i <= K; i++) {
+        if (i < K && (!miner_impl_usable(i) || !strcmp(miner_impl_name(i), "portable"))) continue;
+        qsort(t + i * rounds, (size_t)rounds, sizeof *t, cmp);
+        printf("%-22s TSC/nonce median %6.1f  min %6.1f\n", i < K ? miner_impl_name(i) : THEIR_NAME,
+               t[i * rounds + rounds / 2], t[i * rounds]);
+    }
+    return 0;
+}
+EOF
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+# The project's core with the package's own flags (no -march=native).
+for f in dispatch sha256_portable sha256_avx2 sha256_shani sha256_avx512; do
+    gcc -O3 -std=gnu11 -c -I"$HERE/csrc" -I"$HERE/kernels" -o "$OUT/$f.o" "$HERE/csrc/$f.c"
+done
+OBJS="$OUT/dispatch.o $OUT/sha256_portable.o $OUT/sha256_avx2.o $OUT/sha256_shani.o $OUT/sha256_avx512.o"
+gcc -O3 -march=native -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_avx512" "$OUT/h2h.c" $OBJS $FILES
+gcc -O3 -march=native -mno-avx512f -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_sha" "$OUT/h2h.c" $OBJS $FILES
+echo "built $OUT/cpm_avx512 $OUT/cpm_sha $OUT/h2h_avx512 $OUT/h2h_sha"
