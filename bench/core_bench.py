@@ -114,9 +114,14 @@ def main() -> int:
         for spec in args.compare:
             label, command = spec.split("=", 1)
             for n in threads:
+                ru0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
                 hs = compare_hs(command, n, args.duration)
+                ru1, w1 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+                cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
                 if hs:
                     raw.setdefault(f"{label} x{n}", []).append(hs)
+                    raw.setdefault(f"{label} x{n} per-cpu-s", []).append(hs * args.duration / max(cpu, 1e-9))
+                    raw.setdefault(f"{label} x{n} cpus-used", []).append(cpu / (w1 - w0))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     info["load_after"] = os.getloadavg()
     info["wall_s"] = round(time.time() - t_start, 1)
@@ -136,7 +141,9 @@ def main() -> int:
         print(f"{key:<26} {med[key] / 1e6:8.2f} MH/s {min(vals) / 1e6:7.2f}..{max(vals) / 1e6:6.2f}"
               f" {med[key] / ossl:8.2f}x {'' if scale is None else f'{scale:5.2f}x':>6} {cyc:>10}")
     print("per CPU-second (load-independent) and CPUs actually used by the process:")
-    for impl in impls:
+    for impl in impls + [spec.split("=", 1)[0] for spec in args.compare]:
+        if f"{impl} x1 per-cpu-s" not in med:
+            continue
         print("  " + "   ".join(f"x{n}: {med[f'{impl} x{n} per-cpu-s'] / 1e6:.2f} MH/cpu-s on "
                                   f"{med[f'{impl} x{n} cpus-used']:.2f} CPUs" for n in threads) + f"   {impl}")
     for spec in args.compare:
