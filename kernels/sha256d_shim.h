@@ -1,8 +1,8 @@
 /*
  * Host shim: compiles kernels/sha256d.cu with g++ on a CPU so the CUDA
- * kernel's logic is tested without a GPU (tests/test_cuda_shim.py).
+ * kernel's logic is tested without a GPU.
  *
- * Built by tests/test_cuda_shim.py: g++ -O2 -shared -fPIC sha256d_shim.cpp (which
+ * Built by tests/test_cuda.py: g++ -O2 -shared -fPIC sha256d_shim.cpp (which
  * includes this header, then sha256d.cu, then defines the launcher).
  * The CUDA built-ins the kernel uses are given CPU meanings here; the grid
  * is walked one thread at a time by sha256d_shim_launch(), so atomicAdd

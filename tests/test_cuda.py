@@ -261,3 +261,23 @@ def test_gpu_benchmark_device_stays_busy(capsys):
 @pytest.mark.skipif(HAS_GPU, reason="an NVIDIA driver is present")
 def test_selftest_all_lists_nothing_without_a_gpu():
     assert cuda.CUDABackend.selftest_all() == []
+
+
+def _tie_cases():
+    """(header, nonce, hash value): a nonce whose full hash is known, to aim a target's top word at it."""
+    rnd = random.Random(224)
+    header = bytes(rnd.getrandbits(8) for _ in range(80))
+    nonce = rnd.randrange(1000, 1 << 31)
+    value = int.from_bytes(core.sha256d(header[:76] + nonce.to_bytes(4, "little")), "little")
+    return header, nonce, value
+
+
+def test_shim_top_word_ties_are_settled_by_the_full_compare(shim):
+    # A target with the same top 32 bits as the hash makes the kernel take its rare path:
+    # equal to the hash -> a hit; one below it -> not a hit. Neighbours are checked by the C core.
+    header, nonce, value = _tie_cases()
+    for target, expect_hit in ((value, True), (value - 1, False), (value | ((1 << 224) - 1), True),
+                               (value & ~((1 << 224) - 1), value & ((1 << 224) - 1) == 0)):
+        hits, _ = shim(header, nonce - 300, 600, target)
+        assert hits == core.scan(header, nonce - 300, 600, target)
+        assert (nonce in hits) is expect_hit

@@ -230,3 +230,15 @@ def test_missing_pyopencl_or_platform_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(opencl, "_platforms", lambda cl: [])
     with pytest.raises(BackendUnavailable, match="no platform"):
         opencl.OpenCLBackend.create(["opencl:0:0"], {})
+
+
+def test_top_word_ties_are_settled_by_the_full_compare(device):
+    import random as _r
+    rnd = _r.Random(224)
+    header = bytes(rnd.getrandbits(8) for _ in range(80))
+    nonce = rnd.randrange(1000, 1 << 31)
+    value = int.from_bytes(core.sha256d(header[:76] + nonce.to_bytes(4, "little")), "little")
+    for target, expect_hit in ((value, True), (value - 1, False), (value | ((1 << 224) - 1), True)):
+        hits = device.scan(header, nonce - 300, 600, target)
+        assert hits == core.scan(header, nonce - 300, 600, target)
+        assert (nonce in hits) is expect_hit

@@ -40,6 +40,10 @@ def test_opencl_device_gets_accepted_shares_from_the_real_pool(real_pool, tmp_pa
         t.start()
     try:
         real_pool.wait_shares(3, timeout=120)
+        # Shares can come faster than the first 1 s status line; wait for one hashrate report.
+        deadline = time.monotonic() + 15
+        while not any(e["event"] == "hashrate" for e in list(events)) and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -61,4 +65,4 @@ def test_opencl_device_gets_accepted_shares_from_the_real_pool(real_pool, tmp_pa
     assert {e["device"] for e in shares if e["result"] == "accepted"} == {"opencl:0:0"}
     # The kernel binary went to the cache under XDG_CACHE_HOME, created private.
     cache = tmp_path / "cache" / "miner" / "opencl"
-    assert list(cache.glob("*.bin")) and (cache.stat().st_mode & 0o777) == 0o700
+    assert list(cache.glob("*.bin")) and (cache.stat().st_mode & 0o777) == 0o700, stderr
