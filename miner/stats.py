@@ -56,8 +56,15 @@ class RateMeter:
         with self._lock:
             if t - self._last >= 0.5:
                 self._fold(t)
-            out = dict(self._rates)
             elapsed = t - self.started
+            # Warm-up correction: a window that has seen only `span` seconds holds
+            # x * (1 - exp(-span / w)) of a steady rate x; dividing that out makes
+            # the 1m..15m figures right from the start instead of creeping up from 0.
+            span = self._last - self.started
+            out = {}
+            for k, w in WINDOWS.items():
+                seen = 1.0 - math.exp(-span / w) if span > 0 else 0.0
+                out[k] = self._rates[k] / seen if seen > 0 else 0.0
             out["av"] = self.total / elapsed if elapsed > 0 else 0.0
         return out
 

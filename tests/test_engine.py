@@ -230,3 +230,22 @@ def test_version_rolling_devices_get_the_mask_and_host_checks_rolled_versions():
 def test_spread_bits(bits, mask, expect):
     from miner.engine import _spread_bits
     assert _spread_bits(bits, mask) == expect
+
+
+def test_rate_meter_windows_are_right_during_warm_up_and_decay_after_a_stop():
+    from miner.stats import RateMeter
+    m = RateMeter(now=0.0)
+    t = 0.0
+    for _ in range(20):          # 10 s at a steady 1000 H/s, reported every 0.5 s
+        t += 0.5
+        m.add(500)
+        m.rates(now=t)
+    r = m.rates(now=t)
+    for k in ("5s", "1m", "5m", "15m", "av"):
+        assert abs(r[k] - 1000) < 1e-6 * 1000 + 1e-9, (k, r[k])
+    for _ in range(20):          # then 10 s of nothing: the 5 s window falls fastest
+        t += 0.5
+        m.rates(now=t)
+    r = m.rates(now=t)
+    assert r["5s"] < 0.2 * 1000 and r["5s"] < r["1m"] < r["5m"] < r["15m"] < 1000
+    assert abs(r["av"] - 500) < 1e-6
