@@ -281,3 +281,16 @@ def test_shim_top_word_ties_are_settled_by_the_full_compare(shim):
         hits, _ = shim(header, nonce - 300, 600, target)
         assert hits == core.scan(header, nonce - 300, 600, target)
         assert (nonce in hits) is expect_hit
+
+
+def test_arch_choice_prefers_a_cubin_and_falls_back_to_older_ptx():
+    from miner.errors import DeviceError
+    assert cuda.pick_arch(90, [75, 80, 90, 100]) == 90
+    assert cuda.pick_arch(95, [75, 80, 90, 100]) == 90     # unknown to this NVRTC: newest below it, as PTX
+    with pytest.raises(DeviceError):
+        cuda.pick_arch(70, [75, 80])
+
+
+@needs_nvrtc
+def test_installed_nvrtc_can_build_for_hopper():
+    assert cuda.pick_arch(90) == 90

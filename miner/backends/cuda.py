@@ -89,6 +89,20 @@ def nvrtc_compile(arch: str, source: str | None = None, extra: tuple[bytes, ...]
         nvrtc.nvrtcDestroyProgram(prog)
 
 
+def pick_arch(device_arch: int, supported: list[int] | None = None) -> int:
+    """The architecture to compile for: the device's own when NVRTC knows it, else the newest
+    NVRTC knows below it (as PTX, which the driver JIT-compiles forward)."""
+    if supported is None:
+        _, nvrtc = _bindings()
+        supported = list(_check(nvrtc.nvrtcGetSupportedArchs(), "nvrtcGetSupportedArchs"))
+    if device_arch in supported:
+        return device_arch
+    older = [a for a in supported if a < device_arch]
+    if not older:
+        raise DeviceError(f"NVRTC supports none of the architectures up to sm_{device_arch} ({supported})")
+    return max(older)
+
+
 def ptx_isa_version(ptx: bytes) -> tuple[int, int]:
     """The ``.version X.Y`` a PTX image declares (what a driver must support to JIT it)."""
     m = re.search(rb"^\s*\.version\s+(\d+)\.(\d+)", ptx, re.M)
@@ -146,11 +160,12 @@ class CUDADevice(Device):
         self.arch = f"{major}{minor}"
         self._ctx = _check(drv.cuDevicePrimaryCtxRetain(self._dev), "cuDevicePrimaryCtxRetain")
         self._bind()
-        try:
-            image, _ = nvrtc_compile(f"sm_{self.arch}")
-        except DeviceError as exc:  # NVRTC older than the GPU: let the driver JIT PTX instead
-            log.info("%s: no cubin for sm_%s (%s); using PTX", self.name, self.arch, str(exc).splitlines()[0])
-            image, _ = nvrtc_compile(f"compute_{self.arch}")
+        arch = pick_arch(int(self.arch))
+        if arch == int(self.arch):
+            image, _ = nvrtc_compile(f"sm_{arch}")
+        else:  # NVRTC older than the GPU: PTX for the newest arch it knows, JIT-compiled by the driver
+            log.info("%s: NVRTC has no sm_%s; using compute_%s PTX", self.name, self.arch, arch)
+            image, _ = nvrtc_compile(f"compute_{arch}")
         # By address, NUL-terminated (PTX needs it; a cubin ignores it), alive during the call.
         image_buf = ctypes.create_string_buffer(image)
         self._module = _check(drv.cuModuleLoadData(ctypes.addressof(image_buf)), "cuModuleLoadData")
