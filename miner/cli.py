@@ -25,6 +25,7 @@ import tomllib
 from typing import Any, Callable
 
 from miner import __version__
+from miner.backends import gpu_common
 from miner.errors import BackendUnavailable, ConfigError, MinerError
 
 log = logging.getLogger("miner")
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(see 'miner devices')")
     g.add_argument("-t", "--threads", type=int, metavar="N", help="CPU mining threads (default: all cores)")
     g.add_argument("--core", metavar="IMPL", help="force a CPU core implementation: portable, avx2, shani")
+    gpu_common.add_arguments(g)  # pure Python; imports no GPU library
     g.add_argument("--hw-error-limit", type=int, default=20, metavar="N",
                    help="disable a device after N hardware errors when they outnumber its good nonces (default 20)")
     g = p.add_argument_group("run")
@@ -283,7 +285,7 @@ def create_devices(args: argparse.Namespace) -> list:
             backends.append(name)
     if not backends:
         backends = ["cpu"]
-    options = {"threads": args.threads, "core": args.core}
+    options = vars(args)  # each backend reads its own keys (threads, core, gpu_kernel_ms, ...)
     devices = []
     for name in dict.fromkeys(backends):
         backend = load_backend(name)
