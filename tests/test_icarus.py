@@ -114,3 +114,19 @@ def test_not_an_icarus_fails_golden_check():
     finally:
         dev.close()
         server.close()
+
+
+def test_u1_five_byte_replies_over_pty():
+    facts = ICARUS_MODELS["u1"]
+    emu = EmulatedIcarus(facts, diff=TEST_DIFF)
+    server = PtyServer(emu)
+    dev = IcarusDevice("u1", SerialTransport(server.path), facts, {"diff": TEST_DIFF})
+    ctx = TestContext(session_job(difficulty=1e-4, version_mask=0))
+    t = run_device(dev, ctx)
+    try:
+        assert ctx.wait_for(lambda: dev.info()["valid"] >= 5, 20), dev.info()
+    finally:
+        ctx.stop()
+        t.join(5)
+        server.close()
+    assert t.error is None and ctx.hw_errors == 0 and dev.info()["garbage_bytes"] == 0
