@@ -12,12 +12,10 @@ falls silent then).
 """
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 import time
 from collections import OrderedDict, deque
-from pathlib import Path
 from typing import Any
 
 from miner.backend import DeviceContext, Work
@@ -178,11 +176,6 @@ class IcarusDevice(ASICDevice):
     def describe(self) -> dict[str, Any]:
         return {"chips": 1, "nominal_hashrate": self.estimate, "watts": self.facts.watts,
                 "range_time_s": self.range_time(), "works_sent": self.works_sent}
-
-
-def load_golden(path: str | Path) -> tuple[bytes, bytes]:
-    g = json.loads(Path(path).read_text())
-    return bytes.fromhex(g["work"]), bytes.fromhex(g["reply"])
 
 
 # Boards found by USB id; CP2102 and PL2303 are generic bridges, so the golden work decides.

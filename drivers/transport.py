@@ -65,7 +65,8 @@ class SerialTransport(Transport):
         try:
             self._port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.1, write_timeout=2.0,
                                                do_not_open=True)
-            self._port.exclusive = True if not self.url.count("://") else None
+            if "://" not in self.url:
+                self._port.exclusive = True  # a second miner on the same tty would garble both
             self._port.open()
         except (serial.SerialException, OSError, ValueError) as exc:
             self._port = None
