@@ -245,3 +245,25 @@ def test_miner_core_env_unknown_name_is_a_clear_error():
 def test_fractional_difficulty_helper_agrees():
     # The difficulty-1 target is below 2^224, the 0.001 one above: the two paths the core has.
     assert DIFF1_TARGET < 1 << 224 < target_from_difficulty(0.001)
+
+
+def test_scan_releases_the_gil():
+    # While one thread is inside the C scan, another keeps running Python code.
+    # With the GIL held the main loop below could not run at all between the two events.
+    import threading
+
+    started, finished = threading.Event(), threading.Event()
+
+    def worker():
+        started.set()
+        core.scan(bytes(80), 0, 1 << 22, 0)
+        finished.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    started.wait()
+    spins = 0
+    while not finished.is_set():
+        spins += 1
+    t.join()
+    assert spins > 10_000
