@@ -6,6 +6,7 @@ the driver's run loop can close, report and reopen.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -70,6 +71,10 @@ class SerialTransport(Transport):
             self._port.open()
         except (serial.SerialException, OSError, ValueError) as exc:
             self._port = None
+            if isinstance(exc, PermissionError) or getattr(exc, "errno", None) == errno.EACCES or \
+                    "Permission denied" in str(exc):
+                raise DeviceError(f"cannot open {self.url}: permission denied; add your user to the group "
+                                  f"that owns it (often 'dialout': sudo usermod -aG dialout $USER)") from exc
             raise DeviceGone(f"cannot open {self.url}: {exc}") from exc
 
     def close(self) -> None:
