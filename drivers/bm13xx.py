@@ -139,7 +139,11 @@ class BM13xxDevice(ASICDevice):
             versions = self.facts.midstates if work.device_version_mask else 1
         else:
             versions = 1 << bin(work.device_version_mask).count("1") if self.facts.rolls_versions else 1
-        return min(self.job_interval, 0.5 * (1 << 32) * versions / self.nominal_hashrate())
+        # Never faster than the UART carries jobs (two frame times), or the 16 job ids would be
+        # reused while replies for the older job are still on the wire.
+        frame_bits = 10 * (6 + (18 + 32 * self.facts.midstates if self.facts.midstates else 82))
+        floor = 2 * frame_bits / max(getattr(self.transport, "baud", 115200), 1)
+        return max(floor, min(self.job_interval, 0.5 * (1 << 32) * versions / self.nominal_hashrate()))
 
     def _send(self, work: Work) -> None:
         mask = work.device_version_mask if self.facts.rolls_versions or self.facts.midstates else 0
@@ -152,6 +156,11 @@ class BM13xxDevice(ASICDevice):
                                                                   work.merkle_root))) for v in versions]
             payload = P.midstate_job(self._job_id, work.header, mids, 0)
         else:
+            if self.facts.rolls_versions and not mask and self._version_mask is None:
+                log.warning("%s: the pool allows no version rolling; a %s chain then walks a job in %.1f ms, "
+                            "faster than %d baud can deliver jobs, so it will idle part of the time",
+                            self.name, self.facts.model, 1000 * (1 << 32) / self.nominal_hashrate(),
+                            getattr(self.transport, "baud", 115200))
             if mask != self._version_mask:
                 self.transport.write(P.write_reg(P.REG_VERSION_MASK, P.version_mask_value(mask)))
                 self._version_mask = mask
