@@ -14,7 +14,7 @@
 # it uses on SHA-NI CPUs without AVX-512. Each driver runs N threads for S
 # seconds, calling the scanhash function over 1 Mi-nonce ranges in benchmark
 # mode (as `cpuminer --benchmark` does), and prints "<name> threads=N <rate> H/s".
-# h2h_avx512 / h2h_sha link cpuminer-opt's scan loop and this project's csrc/
+# h2h_avx512 / h2h_sha / h2h_avx2 (its AVX2 8-way path) link cpuminer-opt's scan loop and this project's csrc/
 # (built with the package's flags) into one process and alternate 1 Mi-nonce
 # calls of each, single-threaded, printing median and minimum TSC ticks per
 # nonce: the fairest comparison on a shared, busy machine (`h2h_avx512 31`).
@@ -103,10 +103,14 @@ bool submit_solution(struct work *w, const void *h, struct thr_info *t) { (void)
 extern int scanhash_sha256d_16way(struct work *, uint32_t, uint64_t *, struct thr_info *);
 #define THEIRS scanhash_sha256d_16way
 #define THEIR_NAME "cpuminer-opt 16way"
-#else
+#elif defined(SHA256D_SHA)
 extern int scanhash_sha256d_sha(struct work *, uint32_t, uint64_t *, struct thr_info *);
 #define THEIRS scanhash_sha256d_sha
 #define THEIR_NAME "cpuminer-opt sha"
+#else
+extern int scanhash_sha256d_8way(struct work *, uint32_t, uint64_t *, struct thr_info *);
+#define THEIRS scanhash_sha256d_8way
+#define THEIR_NAME "cpuminer-opt 8way"
 #endif
 static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
 int main(int argc, char **argv) {
@@ -147,4 +151,5 @@ done
 OBJS="$OUT/dispatch.o $OUT/sha256_portable.o $OUT/sha256_avx2.o $OUT/sha256_shani.o $OUT/sha256_avx512.o"
 gcc -O3 -march=native -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_avx512" "$OUT/h2h.c" $OBJS $FILES
 gcc -O3 -march=native -mno-avx512f -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_sha" "$OUT/h2h.c" $OBJS $FILES
-echo "built $OUT/cpm_avx512 $OUT/cpm_sha $OUT/h2h_avx512 $OUT/h2h_sha"
+gcc -O3 -march=native -mno-avx512f -mno-sha -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_avx2" "$OUT/h2h.c" $OBJS $FILES
+echo "built $OUT/cpm_avx512 $OUT/cpm_sha $OUT/h2h_avx512 $OUT/h2h_sha $OUT/h2h_avx2"
