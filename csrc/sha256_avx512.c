@@ -96,6 +96,7 @@ Z2 z2_set1(uint32_t v) {
 #define LV_XOR3(a, b, c) Z2_TERN(a, b, c, 0x96)
 #define LV_CH(e, f, g) Z2_TERN(e, f, g, 0xCA)
 #define LV_MAJ(a, b, c) Z2_TERN(a, b, c, 0xE8)
+#define LANES_EARLY_SCHEDULE 1
 #define LANES_FN sha256d_h7_avx512x2
 #define LANES_ATTR static inline __attribute__((always_inline, target("avx512f")))
 #include "sha256d_lanes.h"

@@ -12,7 +12,8 @@
  *   LV_SET1(x)                             broadcast a uint32_t
  *   LANES_FN                               the name of the function to define
  *   LANES_ATTR                             attributes for it (target, inline)
- * and optionally LV_XOR3, LV_CH, LV_MAJ (three-input forms).
+ * and optionally LV_XOR3, LV_CH, LV_MAJ (three-input forms) and
+ * LANES_EARLY_SCHEDULE (see L_BLOCKS).
  * and gets
  *   LANES_ATTR LV LANES_FN(const miner_pre *p, LV nonce)
  * which returns word 7 of the second hash's final state (the digest's last
@@ -68,6 +69,35 @@
         L_ROUND(b, c, d, e, f, g, h, a, kw[(i) + 7]);                          \
     } while (0)
 
+/* Eight-round blocks from round `from` to `to`; schedule words >= `sched`
+ * (and their K + W) are made just before the block that needs them, or all
+ * up front when the includer defines LANES_EARLY_SCHEDULE (better where the
+ * lanes already give enough independent work, e.g. two interleaved chains). */
+#undef L_BLOCKS /* this header may be included more than once per file */
+#ifdef LANES_EARLY_SCHEDULE
+#define L_BLOCKS(W, kw, from, to, sched)                                       \
+    do {                                                                       \
+        for (int j_ = (sched); j_ < (to); j_++) {                              \
+            L_SCHED(W, j_);                                                    \
+            kw[j_] = LV_ADD(W[j_], LV_SET1(SHA256_K[j_]));                     \
+        }                                                                      \
+        for (int i_ = (from); i_ < (to); i_ += 8) L_ROUNDS8(kw, i_);           \
+    } while (0)
+#else
+#define L_BLOCKS(W, kw, from, to, sched)                                       \
+    do {                                                                       \
+        _Pragma("GCC unroll 8") for (int i_ = (from); i_ < (to); i_ += 8) {    \
+            _Pragma("GCC unroll 8") for (int j_ = i_; j_ < i_ + 8; j_++) {     \
+                if (j_ >= (sched)) {                                           \
+                    L_SCHED(W, j_);                                            \
+                    kw[j_] = LV_ADD(W[j_], LV_SET1(SHA256_K[j_]));             \
+                }                                                              \
+            }                                                                  \
+            L_ROUNDS8(kw, i_);                                                 \
+        }                                                                      \
+    } while (0)
+#endif
+
 /* General schedule word i from W[i-2], W[i-7], W[i-15], W[i-16]. */
 #define L_SCHED(W, i)                                                          \
     (W[i] = LV_ADD(LV_ADD(L_s1(W[(i)-2]), W[(i)-7]), LV_ADD(L_s0(W[(i)-15]), W[(i)-16])))
@@ -95,9 +125,8 @@ LANES_ATTR LV LANES_FN(const miner_pre *p, LV nonce) {
     W[30] = LV_ADD(LV_ADD(L_s1(W[28]), W[23]), LV_SET1(p->c30));
     W[31] = LV_ADD(LV_ADD(L_s1(W[29]), W[24]), LV_SET1(p->c31));
     W[32] = LV_ADD(LV_ADD(L_s1(W[30]), W[25]), LV_SET1(p->c32));
-    for (int i = 33; i < 64; i++) L_SCHED(W, i);
     for (int i = 4; i < 16; i++) kw[i] = LV_SET1(p->kw1[i]);
-    for (int i = 16; i < 64; i++) kw[i] = LV_ADD(W[i], LV_SET1(SHA256_K[i]));
+    for (int i = 16; i < 33; i++) kw[i] = LV_ADD(W[i], LV_SET1(SHA256_K[i]));
 
     /* Rounds 0-2 precomputed; names are rotated so round 3 sits at position 3
      * of an eight-round block: round 3 works on (f, g, h, a, b, c, d, e). */
@@ -114,7 +143,9 @@ LANES_ATTR LV LANES_FN(const miner_pre *p, LV nonce) {
     L_ROUND(d, e, f, g, h, a, b, c, kw[5]);
     L_ROUND(c, d, e, f, g, h, a, b, kw[6]);
     L_ROUND(b, c, d, e, f, g, h, a, kw[7]);
-    for (int i = 8; i < 64; i += 8) L_ROUNDS8(kw, i);
+    /* The general schedule words are computed block by block, just before the
+     * rounds that use them, so they fill issue slots the round chain leaves free. */
+    L_BLOCKS(W, kw, 8, 64, 33);
 
     /* Feed-forward: the first digest is the second hash's W0..W7. */
     W[0] = LV_ADD(a, LV_SET1(p->mid[0]));
@@ -143,10 +174,9 @@ LANES_ATTR LV LANES_FN(const miner_pre *p, LV nonce) {
     W[29] = LV_ADD(L_s1(W[27]), W[22]);
     W[30] = LV_ADD(LV_ADD(L_s1(W[28]), W[23]), LV_SET1(p->h2_c30));
     W[31] = LV_ADD(LV_ADD(L_s1(W[29]), W[24]), LV_ADD(L_s0(W[16]), LV_SET1(256)));
-    for (int i = 32; i < 61; i++) L_SCHED(W, i);
     for (int i = 1; i < 8; i++) kw[i] = LV_ADD(W[i], LV_SET1(SHA256_K[i]));
     for (int i = 8; i < 16; i++) kw[i] = LV_SET1(p->kw2[i]);
-    for (int i = 16; i < 61; i++) kw[i] = LV_ADD(W[i], LV_SET1(SHA256_K[i]));
+    for (int i = 16; i < 32; i++) kw[i] = LV_ADD(W[i], LV_SET1(SHA256_K[i]));
 
     /* Round 0 from the constant IV: d' = IV3 + T1, h' = T1 + T2. */
     a = LV_SET1(SHA256_H0); b = LV_SET1(SHA256_H1); c = LV_SET1(SHA256_H2);
@@ -163,7 +193,11 @@ LANES_ATTR LV LANES_FN(const miner_pre *p, LV nonce) {
     L_ROUND(d, e, f, g, h, a, b, c, kw[5]);
     L_ROUND(c, d, e, f, g, h, a, b, kw[6]);
     L_ROUND(b, c, d, e, f, g, h, a, kw[7]);
-    for (int i = 8; i < 56; i += 8) L_ROUNDS8(kw, i);
+    L_BLOCKS(W, kw, 8, 56, 32);
+    for (int i = 56; i < 61; i++) {
+        L_SCHED(W, i);
+        kw[i] = LV_ADD(W[i], LV_SET1(SHA256_K[i]));
+    }
     L_ROUND(a, b, c, d, e, f, g, h, kw[56]);
     /* Rounds 57-59: their new a values would only feed rounds 61+, so only
      * the e half (d += T1) is computed. */
