@@ -127,7 +127,9 @@ class IcarusDevice(ASICDevice):
             while len(buf) >= L:
                 chosen = self._place(buf[:4], cur, prev if time.monotonic() - switched_at < 1.0 else None)
                 if chosen is None:
-                    shift = next((k for k in range(1, min(len(buf) - L, 64) + 1) if
+                    # A shift by whole replies would hide a wrong nonce followed by a good one:
+                    # only offsets inside a reply count as noise.
+                    shift = next((k for k in range(1, min(len(buf) - L, 64) + 1) if k % L and
                                   self._place(buf[k:k + 4], cur, prev) is not None), None)
                     if shift is not None:
                         self.count("garbage_bytes", shift)
