@@ -46,8 +46,8 @@ class EmulatedIcarus(EmulatedDevice):
 
     def feed(self, data: bytes) -> None:
         now = time.monotonic()
-        if now - self._last_rx > 0.1:
-            self._buf.clear()  # a partial packet followed by a pause is dropped, as the FPGA's timeout does
+        if now - self._last_rx > 1.0:
+            self._buf.clear()  # a partial packet followed by a long pause is dropped: resynchronises
         self._last_rx = now
         self._buf += data
         while len(self._buf) >= 64:

@@ -78,10 +78,19 @@ class IcarusDevice(ASICDevice):
         """Golden work must come back with its known nonce (an emulator in test mode may send
         easier nonces first; the golden one still has to arrive)."""
         self.transport.write(GOLDEN_WORK)
-        deadline = time.monotonic() + float(self.options.get("golden_timeout", 3.0))
+        timeout = float(self.options.get("golden_timeout", 3.0))
+        deadline = time.monotonic() + timeout
+        resend_at = time.monotonic() + timeout / 2
         buf = bytearray()
+        heard = False
         while time.monotonic() < deadline:
-            buf += self.transport.read(self.facts.reply_len, 0.1)
+            data = self.transport.read(self.facts.reply_len, 0.1)
+            heard = heard or bool(data)
+            buf += data
+            if not heard and time.monotonic() > resend_at:
+                # Nothing at all yet: the packet may have been lost while the stick settled.
+                self.transport.write(GOLDEN_WORK)
+                resend_at = deadline
             while len(buf) >= self.facts.reply_len:
                 if bytes(buf[:4]) == GOLDEN_REPLY:
                     self.transport.write(bytes(64))  # park the stick on empty work until real work comes

@@ -77,4 +77,4 @@ def test_emulated_bm1370_chain_gets_accepted_shares(real_pool):
 @pytest.mark.parametrize("real_pool", [0.0001], indirect=True)
 def test_emulated_icarus_stick_gets_accepted_shares(real_pool):
     emu = EmulatedIcarus(ICARUS_MODELS["erupter"], diff=1e-5)
-    _check(real_pool, emu, "erupter:{path},diff=0.00001")
+    _check(real_pool, emu, "erupter:{path},diff=0.00001,golden_timeout=15")

@@ -31,7 +31,7 @@ def _run(kind, faults, *, tcp=False, nonces=12, timeout=20.0, options=None):
     else:
         emu = EmulatedIcarus(ICARUS_MODELS["erupter"], diff=IC_DIFF, faults=Faults.parse(faults))
         make = lambda url: IcarusDevice("stick", SerialTransport(url), ICARUS_MODELS["erupter"],  # noqa: E731
-                                        {"diff": IC_DIFF, **(options or {})})
+                                        {"diff": IC_DIFF, "golden_timeout": 15, **(options or {})})
         job = session_job(difficulty=IC_DIFF * 10, version_mask=0)
     server = TcpServer(emu) if tcp else PtyServer(emu)
     dev = make(server.url if tcp else server.path)

@@ -50,7 +50,9 @@ def test_work_packet_matches_hashlib():
 def _stick(diff=TEST_DIFF, options=None, **emu):
     device = EmulatedIcarus(ERUPTER, diff=diff, **emu)
     server = PtyServer(device)
-    dev = IcarusDevice("stick", SerialTransport(server.path), ERUPTER, {"diff": diff, **(options or {})})
+    # golden_timeout: the emulator's hashing reaches the golden nonce in ~0.3 s, longer on a busy machine
+    dev = IcarusDevice("stick", SerialTransport(server.path), ERUPTER,
+                       {"diff": diff, "golden_timeout": 15, **(options or {})})
     return device, server, dev
 
 
@@ -120,7 +122,7 @@ def test_u1_five_byte_replies_over_pty():
     facts = ICARUS_MODELS["u1"]
     emu = EmulatedIcarus(facts, diff=TEST_DIFF)
     server = PtyServer(emu)
-    dev = IcarusDevice("u1", SerialTransport(server.path), facts, {"diff": TEST_DIFF})
+    dev = IcarusDevice("u1", SerialTransport(server.path), facts, {"diff": TEST_DIFF, "golden_timeout": 15})
     ctx = TestContext(session_job(difficulty=1e-4, version_mask=0))
     t = run_device(dev, ctx)
     try:
