@@ -71,6 +71,7 @@ static const miner_impl IMPLS[] = {
     {"portable", miner_scan_portable, always},
 #if defined(MINER_X86)
     {"shani(4-lane)", miner_scan_shani4, cpu_shani},
+    {"shani(3-lane)", miner_scan_shani3, cpu_shani},
     {"shani(2-lane)", miner_scan_shani2, cpu_shani},
     {"shani(1-lane)", miner_scan_shani1, cpu_shani},
     {"avx2(8-way)", miner_scan_avx2, cpu_avx2},

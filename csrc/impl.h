@@ -84,6 +84,8 @@ int miner_scan_shani1(const miner_work *w, uint32_t start, uint64_t count,
                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_shani2(const miner_work *w, uint32_t start, uint64_t count,
                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_shani3(const miner_work *w, uint32_t start, uint64_t count,
+                      uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_shani4(const miner_work *w, uint32_t start, uint64_t count,
                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 #endif

@@ -1,5 +1,5 @@
 /*
- * x86 SHA extensions (SHA256RNDS2 / SHA256MSG1 / SHA256MSG2), 1, 2 or 4
+ * x86 SHA extensions (SHA256RNDS2 / SHA256MSG1 / SHA256MSG2), 1, 2, 3 or 4
  * nonces interleaved so that independent lanes fill the latency of each
  * round instruction. Every function here carries target("sha,sse4.1"); the
  * dispatcher calls them only after CPUID reports SHA, SSSE3 and SSE4.1.
@@ -182,9 +182,12 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
     }
 #define SHANI_LANES_1(n0, h7) shani_lanes(&pre, n0, h7, 1)
 #define SHANI_LANES_2(n0, h7) shani_lanes(&pre, n0, h7, 2)
+#define SHANI_LANES_3(n0, h7) shani_lanes(&pre, n0, h7, 3)
 #define SHANI_LANES_4(n0, h7) shani_lanes(&pre, n0, h7, 4)
 
 SHANI_SCAN(miner_scan_shani1, 1)
 SHANI_SCAN(miner_scan_shani2, 2)
+/* Three lanes: fewer spills than four with only 16 XMM registers. */
+SHANI_SCAN(miner_scan_shani3, 3)
 SHANI_SCAN(miner_scan_shani4, 4)
 #endif

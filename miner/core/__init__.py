@@ -62,7 +62,7 @@ def _base(name: str) -> str:
 
 # Static preference, fastest first on the CPUs measured (docs/benchmarks/core.md):
 # SHA extensions with most lanes, then the widest SIMD, then portable C.
-_ORDER = ("shani(4-lane)", "shani(2-lane)", "shani(1-lane)", "armv8", "avx512(32-way)", "avx512(16-way)", "avx2(8-way)", "portable")
+_ORDER = ("shani(4-lane)", "shani(3-lane)", "shani(2-lane)", "shani(1-lane)", "armv8", "avx512(32-way)", "avx512(16-way)", "avx2(8-way)", "portable")
 
 
 def _preference(i: int, names: list[str]) -> int:
