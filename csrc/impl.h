@@ -11,7 +11,7 @@
  * An implementation scans nonces [start, start+count), writes hits into out
  * (ascending, at most cap), stores the first unscanned nonce in *next and
  * returns the number of hits. It must stop early once out is full or *abort
- * becomes non-zero (checked at least every 64 Ki nonces).
+ * becomes non-zero (checked at least every 8 Ki nonces).
  */
 typedef struct {
     uint32_t midstate[8];
@@ -93,7 +93,7 @@ int miner_scan_shani4(const miner_work *w, uint32_t start, uint64_t count,
 /*
  * The scan loop every implementation shares: LANES nonces per call of
  * HASH_LANES(n0, h7) (which fills h7[0..LANES-1] with word 7 of the second
- * hash of nonces n0, n0+1, ...), the abort flag read every 64 Ki nonces,
+ * hash of nonces n0, n0+1, ...), the abort flag read every 8 Ki nonces (a clean job must reach every thread within a millisecond or so),
  * candidates confirmed in ascending order, the output cap honoured exactly.
  * Lanes past the end of the range (the nonce wraps past 2^32-1) are computed
  * and ignored. It is the whole body of a miner_scan_fn and uses that
@@ -106,7 +106,7 @@ int miner_scan_shani4(const miner_work *w, uint32_t start, uint64_t count,
         uint32_t h7_[LANES];                                                   \
         while (n_ < end_) {                                                    \
             if (abort && *abort) break;                                        \
-            uint64_t stop_ = end_ - n_ > 65536 ? n_ + 65536 : end_;            \
+            uint64_t stop_ = end_ - n_ > 8192 ? n_ + 8192 : end_;              \
             for (; n_ < stop_; n_ += (LANES)) {                                \
                 HASH_LANES((uint32_t)n_, h7_);                                 \
                 for (int l_ = 0; l_ < (LANES); l_++) {                         \

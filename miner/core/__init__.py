@@ -204,7 +204,7 @@ def _check_scan_args(header, start, count, target) -> tuple[bytes, bytes]:
 
 
 class AbortFlag:
-    """A flag another thread sets to stop a scan_abortable() call early (checked every 64 Ki nonces)."""
+    """A flag another thread sets to stop a scan_abortable() call early (checked every 8 Ki nonces)."""
 
     __slots__ = ("_cell",)
 
