@@ -23,7 +23,7 @@ from typing import Any
 
 from miner.backend import Backend, DetectedDevice, Device, DeviceContext
 from miner.backends import gpu_common
-from miner.backends.gpu_common import Launch, LaunchTuner, pipeline_run, selftest_cases
+from miner.backends.gpu_common import Launch, LaunchTuner, pipeline_run
 from miner.errors import BackendUnavailable, ConfigError, DeviceError
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,10 @@ def _driver_or_none():
     return driver
 
 
-class CUDADevice(Device):
+class CUDADevice(gpu_common.GPUDevice):
     kind = "cuda"
+
+    SCAN_CHUNK = 1 << 28  # a GPU clears 2^28 nonces in a fraction of a second
 
     def __init__(self, name: str, ordinal: int, options: dict[str, Any] | None = None) -> None:
         super().__init__(name)
@@ -267,36 +269,6 @@ class CUDADevice(Device):
         # The elapsed-time pair does not place the kernel on a clock, so successive
         # launches are treated as back to back; busy_fraction covers host stalls.
         return hits, 0.0, 0.0, ms / 1000.0
-
-    def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
-        """Synchronous scan of one range (self-test, tests); sorted like miner.core.scan."""
-        self._bind()
-        pre = gpu_common.precompute(header, target)
-        hits: list[int] = []
-        pos, end = start, start + count
-        while pos < end:
-            n = min(end - pos, 1 << 28)
-            launch = self.launch(pre, pos, n, gpu_common.found_capacity(n, target))
-            got = self.wait(launch)[0]
-            if got is None:
-                launch = self.launch(pre, pos, n, launch.total + 1)
-                got = self.wait(launch)[0]
-            hits.extend(got)
-            pos += n
-        return sorted(hits)
-
-    def selftest(self) -> None:
-        for label, header, start, count, target, expect in selftest_cases():
-            got = self.scan(header, start, count, target)
-            if got != expect:
-                raise DeviceError(f"{self.name}: self-test {label} failed: kernel found {got[:8]}, "
-                                  f"C core {expect[:8]}")
-        log.info("%s: self-test passed", self.name)
-
-    def run(self, ctx: DeviceContext) -> None:
-        self._bind()
-        self.last_run_stats = pipeline_run(self, ctx, self.tuner)
-
 
 class CUDABackend(Backend):
     name = "cuda"

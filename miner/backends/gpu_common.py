@@ -33,6 +33,7 @@ kernels/sha256d.cl and kernels/sha256d.cu declare the same layout:
 from __future__ import annotations
 
 import hashlib
+import logging
 import struct
 import time
 from collections import deque
@@ -40,70 +41,17 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from miner.backend import Device, DeviceContext
 from miner.errors import ConfigError, CoreError, DeviceError
+from miner.sha256 import (  # plain-Python pieces for the per-job precompute
+    H_INIT, K, MASK as _M, bsig0 as _bsig0, bsig1 as _bsig1, ch as _ch, compress, maj as _maj,
+    sha_round as _round, ssig0 as _ssig0, ssig1 as _ssig1,
+)
+
+log = logging.getLogger(__name__)
 
 JOB_WORDS = 38
 _JOB_STRUCT = struct.Struct(f"<{JOB_WORDS}I")
-_M = 0xFFFFFFFF
-
-# FIPS 180-4 section 4.2.2 (the same table as kernels/sha256_common.h).
-K = (
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-)
-H_INIT = (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
-
-
-def _rotr(x: int, n: int) -> int:
-    return ((x >> n) | (x << (32 - n))) & _M
-
-
-def _bsig0(x: int) -> int:
-    return _rotr(x, 2) ^ _rotr(x, 13) ^ _rotr(x, 22)
-
-
-def _bsig1(x: int) -> int:
-    return _rotr(x, 6) ^ _rotr(x, 11) ^ _rotr(x, 25)
-
-
-def _ssig0(x: int) -> int:
-    return _rotr(x, 7) ^ _rotr(x, 18) ^ (x >> 3)
-
-
-def _ssig1(x: int) -> int:
-    return _rotr(x, 17) ^ _rotr(x, 19) ^ (x >> 10)
-
-
-def _ch(x: int, y: int, z: int) -> int:
-    return z ^ (x & (y ^ z))
-
-
-def _maj(x: int, y: int, z: int) -> int:
-    return (x & y) | (z & (x | y))
-
-
-def _round(s: list[int], k: int, w: int) -> list[int]:
-    a, b, c, d, e, f, g, h = s
-    t1 = (h + _bsig1(e) + _ch(e, f, g) + k + w) & _M
-    t2 = (_bsig0(a) + _maj(a, b, c)) & _M
-    return [(t1 + t2) & _M, a, b, c, (d + t1) & _M, e, f, g]
-
-
-def compress(state: tuple[int, ...], block: bytes) -> tuple[int, ...]:
-    """One SHA-256 compression of a 64-byte block (used for the midstate)."""
-    w = list(struct.unpack(">16I", block))
-    for i in range(16, 64):
-        w.append((_ssig1(w[i - 2]) + w[i - 7] + _ssig0(w[i - 15]) + w[i - 16]) & _M)
-    s = list(state)
-    for i in range(64):
-        s = _round(s, K[i], w[i])
-    return tuple((x + y) & _M for x, y in zip(state, s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,3 +318,47 @@ def pipeline_run(dev, ctx, tuner: LaunchTuner, depth: int = 2) -> dict[str, floa
             "idle_fraction": (gap_s / kernel_s) if kernel_s and gaps else 0.0,
             "busy_fraction": (kernel_s / wall_s) if wall_s else 0.0,
             "launch_size": tuner.size}
+
+
+class GPUDevice(Device):
+    """What the OpenCL and CUDA devices share: a synchronous scan (self-test, tests), the
+    self-test against the C core and the pipelined run loop.
+
+    Subclasses provide launch(pre, nonce_base, count, cap) -> Launch, wait(launch) and a
+    ``tuner``; they override _bind() when their context must be made current on the
+    calling thread first.
+    """
+
+    SCAN_CHUNK = 1 << 24  # nonces per launch in scan(); a subclass may launch more at once
+
+    def _bind(self) -> None:
+        pass
+
+    def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
+        """Synchronous scan of one range; sorted like miner.core.scan."""
+        self._bind()
+        pre = precompute(header, target)
+        hits: list[int] = []
+        pos, end = start, start + count
+        while pos < end:
+            n = min(end - pos, self.SCAN_CHUNK)
+            launch = self.launch(pre, pos, n, found_capacity(n, target))
+            got = self.wait(launch)[0]
+            if got is None:  # overflow: the count is exact, so one relaunch with room for all
+                launch = self.launch(pre, pos, n, launch.total + 1)
+                got = self.wait(launch)[0]
+            hits.extend(got)
+            pos += n
+        return sorted(hits)
+
+    def selftest(self) -> None:
+        for label, header, start, count, target, expect in selftest_cases():
+            got = self.scan(header, start, count, target)
+            if got != expect:
+                raise DeviceError(f"{self.name}: self-test {label} failed: kernel found {got[:8]}, "
+                                  f"C core {expect[:8]}")
+        log.info("%s: self-test passed", self.name)
+
+    def run(self, ctx: DeviceContext) -> None:
+        self._bind()
+        self.last_run_stats = pipeline_run(self, ctx, self.tuner)

@@ -15,13 +15,12 @@ import hashlib
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from miner.backend import Backend, DetectedDevice, Device, DeviceContext
+from miner.backend import Backend, DetectedDevice, Device
 from miner.backends import gpu_common
-from miner.backends.gpu_common import Launch, LaunchTuner, pipeline_run, selftest_cases
+from miner.backends.gpu_common import Launch, LaunchTuner
 from miner.errors import BackendUnavailable, ConfigError, DeviceError
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,7 @@ def build_program(ctx, device, source: str, options: tuple[str, ...] = BUILD_OPT
     return prg, False
 
 
-class OpenCLDevice(Device):
+class OpenCLDevice(gpu_common.GPUDevice):
     kind = "opencl"
 
     def __init__(self, name: str, platform_index: int, device_index: int,
@@ -210,34 +209,6 @@ class OpenCLDevice(Device):
         hits = launch.hits()
         launch.keep.counter, launch.keep.busy = launch.counter, False
         return hits, start, end, end - start
-
-    def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
-        """Synchronous scan of one range (self-test, tests); sorted like miner.core.scan."""
-        pre = gpu_common.precompute(header, target)
-        hits: list[int] = []
-        pos, end = start, start + count
-        while pos < end:
-            n = min(end - pos, 1 << 24)
-            launch = self.launch(pre, pos, n, gpu_common.found_capacity(n, target))
-            got = self.wait(launch)[0]
-            if got is None:  # overflow: the count is exact, so one relaunch with room for all
-                launch = self.launch(pre, pos, n, launch.total + 1)
-                got = self.wait(launch)[0]
-            hits.extend(got)
-            pos += n
-        return sorted(hits)
-
-    def selftest(self) -> None:
-        for label, header, start, count, target, expect in selftest_cases():
-            got = self.scan(header, start, count, target)
-            if got != expect:
-                raise DeviceError(f"{self.name}: self-test {label} failed: kernel found {got[:8]}, "
-                                  f"C core {expect[:8]}")
-        log.info("%s: self-test passed", self.name)
-
-    def run(self, ctx: DeviceContext) -> None:
-        self.last_run_stats = pipeline_run(self, ctx, self.tuner)
-
 
 class OpenCLBackend(Backend):
     name = "opencl"
