@@ -29,6 +29,11 @@ NPM_HINT = "run: npm ci --prefix tests/pool"
 if str(TESTS) not in sys.path:      # lets test modules import fakepool / helpers
     sys.path.insert(0, str(TESTS))
 
+# Subprocesses the tests start (python -m miner, python -c ...) must import the installed
+# package, whose C core pip built, not the source tree they would find first through the
+# current directory when it is the checkout.
+os.environ["PYTHONSAFEPATH"] = "1"
+
 
 def _load_stub():
     spec = importlib.util.spec_from_file_location("bitcoind_stub", POOL_DIR / "bitcoind_stub.py")

@@ -46,6 +46,9 @@ def test_cpu_mining_gets_accepted_shares_from_the_real_pool(real_pool):
                                        "-t", "1", "--time-limit", "120")
     try:
         real_pool.wait_shares(4, timeout=90)
+        deadline = time.monotonic() + 30
+        while not any(e["event"] == "hashrate" for e in events) and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         code = stop_miner(proc)
     time.sleep(0.2)
