@@ -206,6 +206,8 @@ class PtyServer:
         tty.setraw(self.slave)  # bytes pass untouched: no echo, no CR/LF mapping
         self.path = os.ttyname(self.slave)
         self._stop = threading.Event()
+        self._fd_lock = threading.Lock()
+        self._fds: tuple[int, ...] = (self.master, self.slave)  # still open; closed once, in hangup()
         device.on_disconnect = self.hangup
         self._threads = [threading.Thread(target=self._rx, daemon=True, name="emu-pty-rx"),
                          threading.Thread(target=self._tx, daemon=True, name="emu-pty-tx")]
@@ -222,7 +224,7 @@ class PtyServer:
                         break
                     self.device.feed(data)
             except OSError:  # EIO while no client has the slave open: keep waiting
-                time.sleep(0.05)
+                self._stop.wait(0.05)
 
     def _tx(self) -> None:
         while not self._stop.is_set():
@@ -234,17 +236,29 @@ class PtyServer:
                     pass
 
     def hangup(self) -> None:
-        """A board unplugged: the tty disappears for the host (reads fail from now on)."""
+        """A board unplugged: the tty disappears for the host (reads fail from now on).
+
+        The I/O threads are stopped and joined before the descriptors are closed, and
+        they are closed once: a raw fd number closed while a thread still selects on it
+        (or closed twice) may already belong to another file, whose bytes that thread
+        would then read or whose descriptor the second close would take away.
+        """
         self._stop.set()
-        for fd in (self.master, self.slave):
+        me = threading.current_thread()
+        for t in self._threads:
+            if t is not me and t.is_alive():
+                t.join(2.0)
+        with self._fd_lock:
+            fds, self._fds = self._fds, ()
+        for fd in fds:
             try:
                 os.close(fd)
             except OSError:
                 pass
 
     def close(self) -> None:
+        self.device.close()  # first: nothing more is produced while the tty goes away
         self.hangup()
-        self.device.close()
 
 
 class TcpServer:
@@ -309,7 +323,7 @@ class TcpServer:
             conn.close()
 
     def close(self) -> None:
+        self.device.close()  # first: nothing more is produced while the connections go away
         self._stop.set()
         self.hangup()
         self.sock.close()
-        self.device.close()

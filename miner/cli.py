@@ -411,6 +411,8 @@ async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[i
         reporter.close()
         if fleet_handle is not None:
             fleet_handle.close()
+        if json_events is not None:  # a final report, so every --json run ends with the totals
+            json_events.hashrate(engine.snapshot(), final=True)
     if engine.exit_reason == "no pool reachable":
         return EXIT_NO_POOL, engine
     if engine.exit_reason == "every device failed":

@@ -65,8 +65,8 @@ class JsonEvents:
             except (BrokenPipeError, ValueError):
                 pass  # the reader went away; mining carries on
 
-    def hashrate(self, snap: MinerSnapshot) -> None:
-        self("hashrate", {"total": snap.hashrate, "effective": snap.effective_hashrate,
+    def hashrate(self, snap: MinerSnapshot, final: bool = False) -> None:
+        self("hashrate", {"final": final, "total": snap.hashrate, "effective": snap.effective_hashrate,
                           "devices": {d.name: d.hashrate["5s"] for d in snap.devices},
                           "accepted": snap.accepted, "rejected": snap.rejected, "stale": snap.stale,
                           "hw_errors": snap.hw_errors, "paused": snap.paused, "watts": snap.watts})

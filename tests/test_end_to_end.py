@@ -46,9 +46,6 @@ def test_cpu_mining_gets_accepted_shares_from_the_real_pool(real_pool):
                                        "-t", "1", "--time-limit", "120")
     try:
         real_pool.wait_shares(4, timeout=90)
-        deadline = time.monotonic() + 30
-        while not any(e["event"] == "hashrate" for e in events) and time.monotonic() < deadline:
-            time.sleep(0.1)
     finally:
         code = stop_miner(proc)
     time.sleep(0.2)
@@ -64,4 +61,4 @@ def test_cpu_mining_gets_accepted_shares_from_the_real_pool(real_pool):
     # the engine's account matches the pool's: every share the pool saw was one we sent
     assert len(accepted) <= real_pool.valid
     last = [e for e in events if e["event"] == "hashrate"][-1]
-    assert last["hw_errors"] == 0 and last["rejected"] == 0
+    assert last["final"] and last["hw_errors"] == 0 and last["rejected"] == 0 and last["accepted"] >= 4

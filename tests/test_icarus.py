@@ -74,15 +74,16 @@ def test_icarus_mines_over_pty():
 
 
 def test_full_range_timing_switches_work_before_exhaustion():
-    # 200 kH/s pretended (slow enough for the emulator's real hashing to keep up): the counter
-    # positions of the replies give the stick's rate, and new work goes out before 2^32 / rate.
-    emu, server, dev = _stick(hashrate=2e5, options={"hashrate": 1e9})
+    # 100 kH/s pretended: slow enough that the emulator's real hashing (0.4-1 MH/s on a free core)
+    # keeps up even on a busy machine. The counter positions of the replies give the stick's rate,
+    # and new work goes out before 2^32 / rate.
+    emu, server, dev = _stick(hashrate=1e5, options={"hashrate": 1e9})
     ctx = TestContext(session_job(difficulty=1e-4, version_mask=0))
     t = run_device(dev, ctx)
     try:
-        assert ctx.wait_for(lambda: len(dev._samples) >= 3, 20), dev.info()
+        assert ctx.wait_for(lambda: len(dev._samples) >= 3, 45), dev.info()
         est = dev.estimate
-        assert 1e5 < est < 4e5, est  # measured from timing, not the 1 GH/s guess it started with
+        assert 5e4 < est < 2e5, est  # measured from timing, not the 1 GH/s guess it started with
         assert dev.range_time() == pytest.approx(2 ** 32 / est)
     finally:
         ctx.stop()
