@@ -330,6 +330,7 @@ async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[i
     json_events = JsonEvents() if args.json else None
     engine_ref: list[Any] = []
     failed_pools: set[int] = set()
+    pool_errors: dict[int, str] = {}
     alive_seen = asyncio.Event()
 
     def on_event(kind: str, data: dict) -> None:
@@ -339,6 +340,8 @@ async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[i
                 alive_seen.set()
             elif state in ("failed", "disconnected") and data.get("pool") is not None:
                 failed_pools.add(data["pool"])
+                if data.get("reason"):
+                    pool_errors[data["pool"]] = str(data["reason"])
         if json_events is not None:
             json_events(kind, data)
 
@@ -414,6 +417,7 @@ async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[i
         if json_events is not None:  # a final report, so every --json run ends with the totals
             json_events.hashrate(engine.snapshot(), final=True)
     if engine.exit_reason == "no pool reachable":
+        engine.pool_errors = pool_errors
         return EXIT_NO_POOL, engine
     if engine.exit_reason == "every device failed":
         return EXIT_FAILURE, engine
@@ -430,12 +434,14 @@ def cmd_mine(args: argparse.Namespace) -> int:
     log.info("miner %s: %d device(s): %s", __version__, len(devices), ", ".join(d.name for d in devices))
     code, engine = asyncio.run(_mine(args, devices, pools))
     snap = engine.snapshot()
+    if code == EXIT_NO_POOL:  # nothing was mined: the reason is all the user needs
+        errors = getattr(engine, "pool_errors", {})
+        reasons = "; ".join(errors.get(p.id, p.url) for p in snap.pools)
+        print(f"miner: error: cannot reach any pool ({reasons}); check the URL, port and network, "
+              f"or try 'miner --benchmark' offline", file=sys.stderr)
+        return code
     if not args.quiet:
         print_summary(snap)
-    if code == EXIT_NO_POOL:
-        reasons = [p.url for p in snap.pools]
-        print(f"miner: error: cannot reach any pool ({', '.join(reasons)}); check the URL, port and network, "
-              f"or try 'miner --benchmark' offline", file=sys.stderr)
     elif engine.exit_reason:
         log.info("stopped: %s", engine.exit_reason)
     if engine.restart_requested:

@@ -55,6 +55,24 @@ def test_unknown_backend_is_one_line():
     assert_one_line_error(run_miner("--benchmark", "--backend", "fpga"), 2, "fpga", "cpu")
 
 
+def test_bad_pool_url_is_one_line():
+    assert_one_line_error(run_miner("-o", "http://pool.example:3333", "-u", "w"), 2, "http://pool.example:3333",
+                          "stratum+tcp")
+    assert_one_line_error(run_miner("-o", "stratum+tcp://pool.example", "-u", "w"), 2, "no port")
+
+
+def test_unreachable_pool_exits_3_with_the_reason_and_no_traceback():
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_miner("-o", f"stratum+tcp://127.0.0.1:{port}", "-u", "w", "-t", "1", "--quiet")
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("miner: error: cannot reach any pool") and str(port) in last and "--benchmark" in last
+    assert "summary" not in proc.stderr
+
+
 def test_missing_config_file_is_one_line(tmp_path):
     assert_one_line_error(run_miner("-c", str(tmp_path / "nope.toml")), 2, "nope.toml", "not found")
 
