@@ -440,9 +440,14 @@ def cmd_mine(args: argparse.Namespace) -> int:
         print(f"miner: error: cannot reach any pool ({reasons}); check the URL, port and network, "
               f"or try 'miner --benchmark' offline", file=sys.stderr)
         return code
+    if code == EXIT_FAILURE and engine.exit_reason == "every device failed" and snap.hashrate["av"] == 0:
+        failed = "; ".join(f"{name}: {why}" if why else name for name, why in engine.failed_devices())
+        print(f"miner: error: no device could mine ({failed}); check --device against 'miner devices'",
+              file=sys.stderr)
+        return code
     if not args.quiet:
         print_summary(snap)
-    elif engine.exit_reason:
+    if engine.exit_reason:
         log.info("stopped: %s", engine.exit_reason)
     if engine.restart_requested:
         os.execv(sys.executable, [sys.executable, "-m", "miner", *sys.argv[1:]])

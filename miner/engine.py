@@ -64,6 +64,7 @@ class _DeviceState:
     best_share: float = 0.0
     last_share_time: float | None = None
     restarts: int = 0
+    last_error: str = ""
     thread: threading.Thread | None = None
     picked_generation: int = -1   # for switch-latency measurement
     info: dict[str, Any] = field(default_factory=dict)
@@ -337,14 +338,16 @@ class Engine:
                 attempts += 1
                 st.restarts += 1
                 st.status = "sick"
-                log.warning("%s: device gone (%s); retry %d of %d", dev.name, exc, attempts, self._device_retries)
+                st.last_error = str(exc)
+                log.warning("%s: device gone (%s)%s", dev.name, exc, self._retry_note(attempts))
                 self._on_event("device", {"device": dev.name, "state": "gone", "detail": str(exc)})
             except Exception as exc:  # any failure is isolated to this device
                 attempts += 1
                 st.restarts += 1
                 st.status = "sick"
+                st.last_error = str(exc)
                 kind = "error" if isinstance(exc, DeviceError) else type(exc).__name__
-                log.error("%s: %s: %s; retry %d of %d", dev.name, kind, exc, attempts, self._device_retries)
+                log.error("%s: %s: %s%s", dev.name, kind, exc, self._retry_note(attempts))
                 self._on_event("device", {"device": dev.name, "state": "failed", "detail": str(exc)})
             finally:
                 try:
@@ -353,12 +356,21 @@ class Engine:
                     log.debug("%s: close failed: %s", dev.name, exc)
             if attempts > self._device_retries:
                 st.status = "dead"
-                log.error("%s: giving up after %d failures; the other devices keep mining", dev.name, attempts)
+                others = any(s.status not in ("dead", "disabled") for s in self._devices)
+                log.error("%s: giving up after %d failures%s", dev.name, attempts,
+                          "; the other devices keep mining" if others else "")
                 self._on_event("device", {"device": dev.name, "state": "dead"})
                 self._check_all_dead()
                 return
             with self._cond:  # back off before reopening, waking early on shutdown
                 self._cond.wait(min(30.0, 0.5 * 2 ** attempts))
+
+    def _retry_note(self, attempts: int) -> str:
+        return f"; retry {attempts} of {self._device_retries}" if attempts <= self._device_retries else ""
+
+    def failed_devices(self) -> list[tuple[str, str]]:
+        """(name, last error) of every device that failed for good."""
+        return [(s.device.name, s.last_error) for s in self._devices if s.status in ("dead", "disabled")]
 
     def _check_all_dead(self) -> None:
         if all(s.status in ("dead", "disabled") for s in self._devices) and self._loop is not None:

@@ -73,6 +73,15 @@ def test_unreachable_pool_exits_3_with_the_reason_and_no_traceback():
     assert "summary" not in proc.stderr
 
 
+def test_a_serial_board_that_is_not_there_ends_with_one_clear_line():
+    proc = run_miner("--benchmark", "--device", "bm1370:/dev/ttyNOPE", "--quiet", timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "of 3" in proc.stderr and "4 of 3" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("miner: error: no device could mine (bm1370:/dev/ttyNOPE: ") and "/dev/ttyNOPE" in last
+    assert "miner devices" in last
+
+
 def test_missing_config_file_is_one_line(tmp_path):
     assert_one_line_error(run_miner("-c", str(tmp_path / "nope.toml")), 2, "nope.toml", "not found")
 
