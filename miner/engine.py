@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from miner import __version__
@@ -523,7 +523,7 @@ class Engine:
                     log.debug("watts for %s: %s", snap.name, exc)
                     w = None
                 if w is not None:
-                    snap = _replace(snap, watts=w)
+                    snap = replace(snap, watts=w)
             devices.append(snap)
         pools: tuple[PoolSnapshot, ...] = tuple(self.pools.snapshots()) if self.pools is not None else ()
         watts = [d.watts for d in devices if d.watts is not None and d.enabled]
@@ -561,11 +561,6 @@ class Engine:
 
 async def _call(fn, *args):
     return fn(*args)
-
-
-def _replace(snap: DeviceSnapshot, **changes) -> DeviceSnapshot:
-    from dataclasses import replace
-    return replace(snap, **changes)
 
 
 def _spread_bits(n: int, mask: int) -> int | None:

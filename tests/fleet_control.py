@@ -7,6 +7,8 @@ resume take a reason, pool ids are validated like the engine validates them
 """
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from dataclasses import replace
@@ -157,3 +159,14 @@ class FakeControl:
     def restart(self) -> None:
         self.calls.append(("restart",))
         self.restart_called.set()
+
+
+def api_ask(port: int, cmd: str) -> dict:
+    """One cgminer-API request to a miner on loopback; the reply without its closing NUL."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(cmd.encode())
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    assert raw.endswith(b"\0")
+    return json.loads(raw[:-1])

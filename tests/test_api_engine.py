@@ -4,9 +4,7 @@ second, quit ends the process cleanly."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -19,16 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 pyasic = pytest.importorskip("pyasic")
 from pyasic.miners.backends.cgminer import CGMiner  # noqa: E402
 from pyasic.rpc.cgminer import CGMinerRPCAPI  # noqa: E402
-
-
-def ask(port: int, cmd: str) -> dict:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(cmd.encode())
-        raw = b""
-        while chunk := s.recv(65536):
-            raw += chunk
-    assert raw.endswith(b"\0")
-    return json.loads(raw[:-1])
+from fleet_control import api_ask as ask  # noqa: E402
 
 
 def total_mh(port: int) -> float:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -15,16 +14,7 @@ import time
 import pytest
 
 from fakepool import FakePool
-
-
-def ask(port: int, cmd: str) -> dict:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(cmd.encode())
-        raw = b""
-        while chunk := s.recv(65536):
-            raw += chunk
-    assert raw.endswith(b"\0")
-    return json.loads(raw[:-1])
+from fleet_control import api_ask as ask
 
 
 class PoolThread:

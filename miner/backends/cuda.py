@@ -223,20 +223,25 @@ class CUDADevice(gpu_common.GPUDevice):
         self._allocated.append(slot)
         return slot
 
-    def launch(self, pre: gpu_common.JobPrecompute, nonce_base: int, count: int, cap: int) -> Launch:
-        drv = self._drv
-        if self._func is None:
-            raise DeviceError(f"{self.name}: not open")
-        gpu_common.check_launch_range(nonce_base, count)
+    def _take_slot(self, cap: int) -> gpu_common.FoundSlot:
+        """The other of the two found-buffer slots (two launches in flight), marked busy.
+        A busy slot only happens for an overflow relaunch: it gets buffers of its own."""
         self._slot ^= 1
         slot = self._slots[self._slot]
         if slot is None or slot.busy or slot.cap < cap:
-            # A busy slot only happens for an overflow relaunch: it gets buffers of its own.
             fresh = self._new_slot(cap)
             if slot is None or not slot.busy:
                 self._slots[self._slot] = fresh
             slot = fresh
         slot.busy = True
+        return slot
+
+    def launch(self, pre: gpu_common.JobPrecompute, nonce_base: int, count: int, cap: int) -> Launch:
+        drv = self._drv
+        if self._func is None:
+            raise DeviceError(f"{self.name}: not open")
+        gpu_common.check_launch_range(nonce_base, count)
+        slot = self._take_slot(cap)
         ev0, ev1 = slot.events
         job = (ctypes.c_uint32 * gpu_common.JOB_WORDS).from_buffer_copy(
             pre.pack(nonce_base, count, cap, slot.counter))
@@ -396,14 +401,7 @@ class PyCUDADevice(CUDADevice):
     def launch(self, pre, nonce_base: int, count: int, cap: int) -> Launch:
         pdrv, np = self._p, self._np
         gpu_common.check_launch_range(nonce_base, count)
-        self._slot ^= 1
-        slot = self._slots[self._slot]
-        if slot is None or slot.busy or slot.cap < cap:
-            fresh = self._new_slot(cap)
-            if slot is None or not slot.busy:
-                self._slots[self._slot] = fresh
-            slot = fresh
-        slot.busy = True
+        slot = self._take_slot(cap)
         ev0, ev1 = slot.events
         job = np.frombuffer(pre.pack(nonce_base, count, cap, slot.counter), dtype=self._jobtype)[0]
         ev0.record(self._stream)
