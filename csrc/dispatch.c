@@ -54,15 +54,17 @@ static int cpu_avx2(void) {
     return r7[1] >> 5 & 1;
 }
 
-/* AVX-512 F: CPUID.7.0:EBX[16] with OSXSAVE, and XCR0 bits 1, 2 (XMM, YMM)
- * and 5-7 (opmask, ZMM0-15 upper halves, ZMM16-31) enabled by the OS. */
+/* AVX-512 F and BW: CPUID.7.0:EBX[16] and [30] with OSXSAVE, and XCR0 bits
+ * 1, 2 (XMM, YMM) and 5-7 (opmask, ZMM0-15 upper halves, ZMM16-31) enabled by
+ * the OS. BW is for the byte shuffle in the candidate test; only Xeon Phi
+ * has F without it. */
 static int cpu_avx512(void) {
     uint32_t r1[4], r7[4];
     cpuid_regs(1, 0, r1);
     if (!(r1[2] >> 27 & 1)) return 0;
     if ((xgetbv0() & 0xe6) != 0xe6) return 0;
     cpuid_regs(7, 0, r7);
-    return r7[1] >> 16 & 1;
+    return (r7[1] >> 16 & 1) && (r7[1] >> 30 & 1);
 }
 #endif
 

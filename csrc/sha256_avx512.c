@@ -1,9 +1,10 @@
 /*
- * x86 AVX-512 (F + VL): sixteen nonces per call, one per 32-bit lane of a
+ * x86 AVX-512 (F + BW): sixteen nonces per call, one per 32-bit lane of a
  * __m512i, from csrc/sha256d_lanes.h, with the native rotate (VPRORD) and
  * three-input logic (VPTERNLOGD) for the XOR triples, Ch and Maj. Every
- * function here carries target("avx512f"); the dispatcher calls them only
- * after CPUID and XGETBV say the OS saves the ZMM state.
+ * function here carries target("avx512f") (plus "avx512bw" where the candidate
+ * test shuffles bytes); the dispatcher calls them only after CPUID and XGETBV
+ * say the CPU has both and the OS saves the ZMM state.
  */
 #include "impl.h"
 #if defined(MINER_X86)
@@ -28,25 +29,36 @@
 #define LANES_ATTR static inline __attribute__((always_inline, target("avx512f")))
 #include "sha256d_lanes.h"
 
+/* Nonces n0..n0+15 as header words: byte-swap each lane with two rotates and a merge. */
 static inline __attribute__((always_inline, target("avx512f")))
-void avx512_lanes(const miner_pre *pre, uint32_t n0, uint32_t h7[16]) {
+__m512i avx512_nonce_words(uint32_t n0) {
     __m512i n = _mm512_add_epi32(_mm512_set1_epi32((int)n0),
                                  _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
-    /* Byte swap each lane: rotate by 8 and 24 then merge the right bytes. */
-    __m512i sw = _mm512_or_si512(
-        _mm512_and_si512(_mm512_ror_epi32(n, 8), _mm512_set1_epi32((int)0xff00ff00u)),
-        _mm512_and_si512(_mm512_rol_epi32(n, 8), _mm512_set1_epi32(0x00ff00ff)));
-    _mm512_storeu_si512((void *)h7, sha256d_h7_avx512(pre, sw));
+    return _mm512_or_si512(_mm512_and_si512(_mm512_ror_epi32(n, 8), _mm512_set1_epi32((int)0xff00ff00u)),
+                           _mm512_and_si512(_mm512_rol_epi32(n, 8), _mm512_set1_epi32(0x00ff00ff)));
 }
 
-#define AVX512_LANES(n0, h7) avx512_lanes(&pre, n0, h7)
+/* Candidate lanes (miner_h7_candidate) as a mask: byte-swap h7 with VPSHUFB and
+ * compare unsigned against target word 7 in the vector unit, so the common
+ * no-candidate case costs three instructions instead of a scalar loop. */
+static inline __attribute__((always_inline, target("avx512f,avx512bw")))
+uint64_t avx512_candidates(__m512i h7, __m512i target7) {
+    const __m512i bswap = _mm512_set_epi8(
+        12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3,
+        12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
+    return _mm512_cmple_epu32_mask(_mm512_shuffle_epi8(h7, bswap), target7);
+}
 
-__attribute__((target("avx512f"))) int miner_scan_avx512(
+#define AVX512_MASK(n0) avx512_candidates(sha256d_h7_avx512(&pre, avx512_nonce_words(n0)), t7)
+
+/* BW is for VPSHUFB on ZMM in the candidate test; the dispatcher checks it. */
+__attribute__((target("avx512f,avx512bw"))) int miner_scan_avx512(
     const miner_work *w, uint32_t start, uint64_t count, uint32_t *out, int cap, uint64_t *next,
     const volatile int *abort) {
     miner_pre pre;
     miner_precompute(w, &pre);
-    MINER_SCAN_LOOP(16, AVX512_LANES);
+    const __m512i t7 = _mm512_set1_epi32((int)w->target[7]);
+    MINER_SCAN_LOOP_MASK(16, AVX512_MASK((uint32_t)n_));
 }
 
 /*
@@ -101,28 +113,18 @@ Z2 z2_set1(uint32_t v) {
 #define LANES_ATTR static inline __attribute__((always_inline, target("avx512f")))
 #include "sha256d_lanes.h"
 
-static inline __attribute__((always_inline, target("avx512f")))
-__m512i avx512_nonce_words(uint32_t n0) {
-    __m512i n = _mm512_add_epi32(_mm512_set1_epi32((int)n0),
-                                 _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
-    return _mm512_or_si512(_mm512_and_si512(_mm512_ror_epi32(n, 8), _mm512_set1_epi32((int)0xff00ff00u)),
-                           _mm512_and_si512(_mm512_rol_epi32(n, 8), _mm512_set1_epi32(0x00ff00ff)));
-}
-
-static inline __attribute__((always_inline, target("avx512f")))
-void avx512x2_lanes(const miner_pre *pre, uint32_t n0, uint32_t h7[32]) {
+static inline __attribute__((always_inline, target("avx512f,avx512bw")))
+uint64_t avx512x2_candidates(const miner_pre *pre, uint32_t n0, __m512i target7) {
     zmm2 r = sha256d_h7_avx512x2(pre, (zmm2){avx512_nonce_words(n0), avx512_nonce_words(n0 + 16)});
-    _mm512_storeu_si512((void *)h7, r.x);
-    _mm512_storeu_si512((void *)(h7 + 16), r.y);
+    return avx512_candidates(r.x, target7) | avx512_candidates(r.y, target7) << 16;
 }
 
-#define AVX512X2_LANES(n0, h7) avx512x2_lanes(&pre, n0, h7)
-
-__attribute__((target("avx512f"))) int miner_scan_avx512x2(
+__attribute__((target("avx512f,avx512bw"))) int miner_scan_avx512x2(
     const miner_work *w, uint32_t start, uint64_t count, uint32_t *out, int cap, uint64_t *next,
     const volatile int *abort) {
     miner_pre pre;
     miner_precompute(w, &pre);
-    MINER_SCAN_LOOP(32, AVX512X2_LANES);
+    const __m512i t7 = _mm512_set1_epi32((int)w->target[7]);
+    MINER_SCAN_LOOP_MASK(32, avx512x2_candidates(&pre, (uint32_t)n_, t7));
 }
 #endif
