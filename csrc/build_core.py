@@ -25,7 +25,7 @@ ffibuilder.cdef(
     """
 )
 
-SOURCES = ["dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_avx512.c"]
+SOURCES = ["dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_avx512.c", "sha256_armv8.c"]
 
 ffibuilder.set_source(
     "miner.core._sha256d",

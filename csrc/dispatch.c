@@ -68,6 +68,20 @@ static int cpu_avx512(void) {
 }
 #endif
 
+#if defined(MINER_ARMV8)
+#if defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_SHA2
+#define HWCAP_SHA2 (1 << 6) /* arch/arm64/include/uapi/asm/hwcap.h */
+#endif
+/* SHA256H and friends: the kernel reports them in AT_HWCAP (ID_AA64ISAR0_EL1.SHA2). */
+static int cpu_armv8_sha2(void) { return (getauxval(AT_HWCAP) & HWCAP_SHA2) != 0; }
+#else
+/* Every arm64 Mac (Apple M1 and later) has the SHA-256 instructions. */
+static int cpu_armv8_sha2(void) { return 1; }
+#endif
+#endif
+
 /* Fastest first is the Python side's job (miner/core/__init__.py orders by name). */
 static const miner_impl IMPLS[] = {
     {"portable", miner_scan_portable, always},
@@ -79,6 +93,10 @@ static const miner_impl IMPLS[] = {
     {"avx2(8-way)", miner_scan_avx2, cpu_avx2},
     {"avx512(16-way)", miner_scan_avx512, cpu_avx512},
     {"avx512(32-way)", miner_scan_avx512x2, cpu_avx512},
+#endif
+#if defined(MINER_ARMV8)
+    {"armv8(2-lane)", miner_scan_armv8_2, cpu_armv8_sha2},
+    {"armv8(1-lane)", miner_scan_armv8_1, cpu_armv8_sha2},
 #endif
 };
 #define N_IMPLS ((int)(sizeof IMPLS / sizeof IMPLS[0]))

@@ -90,6 +90,15 @@ int miner_scan_shani4(const miner_work *w, uint32_t start, uint64_t count,
                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 #endif
 
+#if defined(__aarch64__) && (defined(__linux__) || defined(__APPLE__)) && !defined(MINER_PORTABLE_ONLY)
+/* 64-bit ARM with a way to ask the OS for the SHA2 feature. */
+#define MINER_ARMV8 1
+int miner_scan_armv8_1(const miner_work *w, uint32_t start, uint64_t count,
+                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_armv8_2(const miner_work *w, uint32_t start, uint64_t count,
+                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+#endif
+
 /* Candidate lanes of an h7 array as a bit mask (bit l = lane l). */
 static inline uint64_t miner_h7_mask(const uint32_t *h7, int lanes, uint32_t target7) {
     uint64_t m = 0;

@@ -43,7 +43,7 @@ def impl(request) -> str:
     return request.param
 
 
-def test_every_compiled_x86_implementation_is_usable_here():
+def test_every_compiled_implementation_is_usable_here():
     # This machine (and CI's) has SHA-NI and AVX2; a silent self-test failure would drop one.
     names = {n.split("(")[0] for n in IMPLS}
     assert "portable" in names
@@ -53,8 +53,11 @@ def test_every_compiled_x86_implementation_is_usable_here():
             assert {"shani(4-lane)", "shani(3-lane)", "shani(2-lane)", "shani(1-lane)"} <= set(IMPLS)
         if "avx2" in flags:
             assert "avx2(8-way)" in IMPLS
-        if "avx512f" in flags:
+        if "avx512f" in flags and "avx512bw" in flags:
             assert {"avx512(16-way)", "avx512(32-way)"} <= set(IMPLS)
+    if sys.platform == "linux" and os.uname().machine == "aarch64":
+        if "sha2" in Path("/proc/cpuinfo").read_text().split():
+            assert {"armv8(2-lane)", "armv8(1-lane)"} <= set(IMPLS)
 
 
 @pytest.mark.parametrize("length", [0, 1, 31, 32, 55, 56, 63, 64, 65, 80, 119, 120, 200, 1000])

@@ -7,7 +7,7 @@
     select(name | None)                 force one, or None for the automatic (measured) choice
     resolve(name) -> str                the full name a short one stands for
 
-MINER_CORE=portable|avx2|avx512|shani forces a choice at first use (a full
+MINER_CORE=portable|avx2|avx512|shani|armv8 forces a choice at first use (a full
 name such as "shani(1-lane)" works too). Names carry a lane count, e.g.
 "shani(4-lane)"; a short name picks its best usable variant.
 The GIL is released inside the C calls (cffi does this for every call), so
