@@ -15,9 +15,11 @@
 # seconds, calling the scanhash function over 1 Mi-nonce ranges in benchmark
 # mode (as `cpuminer --benchmark` does), and prints "<name> threads=N <rate> H/s".
 # h2h_avx512 / h2h_sha / h2h_avx2 (its AVX2 8-way path) link cpuminer-opt's scan loop and this project's csrc/
-# (built with the package's flags) into one process and alternate 1 Mi-nonce
+# (built with the package's flags) into one process and alternate 1 Mi-hash
 # calls of each, single-threaded, printing median and minimum TSC ticks per
-# nonce: the fairest comparison on a shared, busy machine (`h2h_avx512 31`).
+# hash: the fairest comparison on a shared, busy machine (`h2h_avx512 31`).
+# Rows "x4/x8 versions" hash 4 or 8 header versions per nonce (miner_scan_versions,
+# what the miner does when the pool allows BIP 310 version rolling).
 # Needs: gcc, libcurl/jansson/gmp/openssl development headers (apt-get install
 # libcurl4-openssl-dev libjansson-dev libgmp-dev libssl-dev zlib1g-dev).
 set -eu
@@ -124,31 +126,43 @@ int main(int argc, char **argv) {
     memcpy(hdr, w.data, 80);
     w.target[6] = 0xffff; tgt[26] = 0xff; tgt[27] = 0xff; /* the same nbits-1d00ffff target */
     int K = miner_impl_count();
-    double *t = calloc((size_t)(K + 1) * (size_t)rounds, sizeof *t);
-    uint32_t out[16]; uint64_t next, hd;
+    /* Slots 0..K-1: ours; K: theirs; K+1+i and 2K+1+i: ours hashing 4 and 8
+     * header versions per nonce (miner_scan_versions, what the miner does when
+     * the pool allows BIP 310 version rolling), per hash. */
+    double *t = calloc((size_t)(3 * K + 1) * (size_t)rounds, sizeof *t);
+    uint32_t out[2 * 256]; uint64_t next, hd;
+    uint32_t vers[8];
+    for (int v = 0; v < 8; v++) vers[v] = w.data[0] ^ ((uint32_t)v << 13);
     for (int r = 0; r < rounds; r++)
-        for (int i = 0; i <= K; i++) {
-            if (i < K && (!miner_impl_usable(i) || !strcmp(miner_impl_name(i), "portable"))) continue;
+        for (int i = 0; i < 3 * K + 1; i++) {
+            int impl = i > K ? (i - K - 1) % K : i, nv = i > 2 * K ? 8 : 4;
+            if (i != K && (!miner_impl_usable(impl) || !strcmp(miner_impl_name(impl), "portable"))) continue;
+            if (i > K && miner_impl_versions(impl) < nv) continue;
             unsigned long long c = __rdtsc();
             if (i < K) miner_scan(i, hdr, (uint32_t)r * N, N, tgt, out, 16, &next, NULL);
-            else { w.data[19] = (uint32_t)r * N; THEIRS(&w, (uint32_t)r * N + N, &hd, &thr); }
+            else if (i == K) { w.data[19] = (uint32_t)r * N; THEIRS(&w, (uint32_t)r * N + N, &hd, &thr); }
+            else miner_scan_versions(impl, hdr, vers, nv, (uint32_t)r * N, N / nv, tgt, out, 256, &next, NULL);
             t[i * rounds + r] = (double)(__rdtsc() - c) / N;
         }
-    for (int i = 0; i <= K; i++) {
-        if (i < K && (!miner_impl_usable(i) || !strcmp(miner_impl_name(i), "portable"))) continue;
+    for (int i = 0; i < 3 * K + 1; i++) {
+        int impl = i > K ? (i - K - 1) % K : i, nv = i > 2 * K ? 8 : 4;
+        if (i != K && (!miner_impl_usable(impl) || !strcmp(miner_impl_name(impl), "portable"))) continue;
+        if (i > K && miner_impl_versions(impl) < nv) continue;
         qsort(t + i * rounds, (size_t)rounds, sizeof *t, cmp);
-        printf("%-22s TSC/nonce median %6.1f  min %6.1f\n", i < K ? miner_impl_name(i) : THEIR_NAME,
-               t[i * rounds + rounds / 2], t[i * rounds]);
+        char label[64];
+        snprintf(label, sizeof label, "%s%s", i == K ? THEIR_NAME : miner_impl_name(impl),
+                 i > 2 * K ? " x8 versions" : i > K ? " x4 versions" : "");
+        printf("%-30s TSC/hash median %6.1f  min %6.1f\n", label, t[i * rounds + rounds / 2], t[i * rounds]);
     }
     return 0;
 }
 EOF
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 # The project's core with the package's own flags (no -march=native).
-for f in dispatch sha256_portable sha256_avx2 sha256_shani sha256_avx512; do
+for f in dispatch sha256_portable sha256_avx2 sha256_shani sha256_avx512 sha256_armv8; do
     gcc -O3 -std=gnu11 -c -I"$HERE/csrc" -I"$HERE/kernels" -o "$OUT/$f.o" "$HERE/csrc/$f.c"
 done
-OBJS="$OUT/dispatch.o $OUT/sha256_portable.o $OUT/sha256_avx2.o $OUT/sha256_shani.o $OUT/sha256_avx512.o"
+OBJS="$OUT/dispatch.o $OUT/sha256_portable.o $OUT/sha256_avx2.o $OUT/sha256_shani.o $OUT/sha256_avx512.o $OUT/sha256_armv8.o"
 gcc -O3 -march=native -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_avx512" "$OUT/h2h.c" $OBJS $FILES
 gcc -O3 -march=native -mno-avx512f -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_sha" "$OUT/h2h.c" $OBJS $FILES
 gcc -O3 -march=native -mno-avx512f -mno-sha -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_avx2" "$OUT/h2h.c" $OBJS $FILES

@@ -22,6 +22,10 @@ ffibuilder.cdef(
     int miner_scan(int impl, const uint8_t *header, uint32_t start, uint64_t count,
                    const uint8_t *target, uint32_t *out, int cap, uint64_t *next,
                    const volatile int *abort);
+    int miner_impl_versions(int i);
+    int miner_scan_versions(int impl, const uint8_t *header, const uint32_t *versions, int nver,
+                            uint32_t start, uint64_t count, const uint8_t *target,
+                            uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
     """
 )
 

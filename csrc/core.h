@@ -31,4 +31,22 @@ void miner_sha256d(const uint8_t *data, size_t len, uint8_t *out);
 int miner_scan(int impl, const uint8_t *header, uint32_t start, uint64_t count,
                const uint8_t *target, uint32_t *out, int cap, uint64_t *next,
                const volatile int *abort);
+
+/* How many header versions miner_scan_versions takes per call with
+ * implementation i (8), or 0 when i has no multi-version code or is unusable. */
+int miner_impl_versions(int i);
+/*
+ * Like miner_scan for nver (1..8) versions of header: versions[v] replaces
+ * the header's version field (bytes 0-3) for version index v. The first hash's
+ * message schedule is shared between versions. out receives (nonce, version
+ * index) pairs, ascending by nonce then index: 2 * cap uint32_t, cap >= 128
+ * pairs. A call may stop early, at a 16-nonce group boundary, when fewer than
+ * 16 * nver free pairs remain; *next is then where to continue, and every
+ * version of every nonce below it has been scanned. Returns the number of
+ * pairs, -1 for bad arguments, -2 when implementation impl has no
+ * multi-version code (see miner_impl_versions).
+ */
+int miner_scan_versions(int impl, const uint8_t *header, const uint32_t *versions, int nver,
+                        uint32_t start, uint64_t count, const uint8_t *target,
+                        uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 #endif

@@ -14,6 +14,7 @@ typedef struct {
     const char *name;
     miner_scan_fn scan;
     int (*cpu_ok)(void); /* CPUID and OS checks */
+    miner_scan_versions_fn scan_versions; /* NULL: no multi-version code */
 } miner_impl;
 
 static int always(void) { return 1; }
@@ -91,8 +92,8 @@ static const miner_impl IMPLS[] = {
     {"shani(2-lane)", miner_scan_shani2, cpu_shani},
     {"shani(1-lane)", miner_scan_shani1, cpu_shani},
     {"avx2(8-way)", miner_scan_avx2, cpu_avx2},
-    {"avx512(16-way)", miner_scan_avx512, cpu_avx512},
-    {"avx512(32-way)", miner_scan_avx512x2, cpu_avx512},
+    {"avx512(16-way)", miner_scan_avx512, cpu_avx512, miner_scan_avx512_versions},
+    {"avx512(32-way)", miner_scan_avx512x2, cpu_avx512, miner_scan_avx512_versions},
 #endif
 #if defined(MINER_ARMV8)
     {"armv8(2-lane)", miner_scan_armv8_2, cpu_armv8_sha2},
@@ -225,10 +226,73 @@ static int self_test(const miner_impl *impl) {
     return agrees(impl, &w, 123457, 777, 64);
 }
 
+/* Sets the version field (bytes 0-3, little-endian) of an 80-byte header copy. */
+static void with_version(uint8_t h[80], const uint8_t *header, uint32_t version) {
+    memcpy(h, header, 80);
+    for (int i = 0; i < 4; i++) h[i] = (uint8_t)(version >> (8 * i));
+}
+
+/* impl->scan_versions against the reference hash of every (nonce, version),
+ * in (nonce, version index) order; cap in pairs. */
+static int versions_agree(const miner_impl *impl, const uint8_t *header, const uint32_t *vers, int nv,
+                          const uint8_t *target, uint32_t start, uint64_t count, int cap) {
+    miner_work w[MINER_MAX_VERSIONS];
+    uint8_t h[80];
+    uint32_t got[2 * 512];
+    uint64_t next;
+    for (int v = 0; v < nv; v++) {
+        with_version(h, header, vers[v]);
+        prepare(&w[v], h, target);
+    }
+    int n = impl->scan_versions(w, nv, start, count, got, cap, &next, NULL);
+    if (n < 0 || n > cap) return 0;
+    int k = 0;
+    for (uint64_t x = start; x < next; x++)
+        for (int v = 0; v < nv; v++)
+            if (miner_confirm(&w[v], (uint32_t)x)) {
+                if (k >= n || got[2 * k] != (uint32_t)x || got[2 * k + 1] != (uint32_t)v) return 0;
+                k++;
+            }
+    if (k != n) return 0;
+    /* Complete unless the cap stopped it at a group boundary short of room for a group. */
+    return next == (uint64_t)start + count || (next > start && cap - n < 16 * nv);
+}
+
+/* The multi-version scan: the genesis block's real nonce found only under its
+ * real version among others, dense scans at 2^252 with 1-8 versions, and the
+ * cap (every pair a hit at 2^256-1). */
+static int self_test_versions(const miner_impl *impl) {
+    const uint32_t nonce = 2083236893u;
+    uint8_t target[32] = {0};
+    target[26] = 0xff;
+    target[27] = 0xff;
+    miner_work w[3];
+    uint8_t h[80];
+    const uint32_t vers[MINER_MAX_VERSIONS] = {0x20000000u, 1u, 0x3fffe000u, 0x20002000u,
+                                               0x20004000u, 0x20006000u, 0x20008000u, 0x2000a000u};
+    for (int v = 0; v < 3; v++) {
+        with_version(h, GENESIS, vers[v]);
+        prepare(&w[v], h, target);
+    }
+    uint32_t out[2 * MINER_VERSIONS_MIN_CAP];
+    uint64_t next;
+    if (impl->scan_versions(w, 3, nonce - 37, 100, out, MINER_VERSIONS_MIN_CAP, &next, NULL) != 1 || out[0] != nonce || out[1] != 1 ||
+        next != (uint64_t)nonce - 37 + 100)
+        return 0;
+    memset(target, 0xff, sizeof target);
+    target[31] = 0x0f;
+    for (int nv = 1; nv <= MINER_MAX_VERSIONS; nv++)
+        if (!versions_agree(impl, GENESIS, vers, nv, target, 1001, 203, 512)) return 0;
+    if (!versions_agree(impl, GENESIS, vers, 2, target, 0xffffffffu - 40, 41, 512)) return 0;
+    memset(target, 0xff, sizeof target);
+    return versions_agree(impl, GENESIS, vers, 8, target, 7, 100, MINER_VERSIONS_MIN_CAP);
+}
+
 int miner_impl_usable(int i) {
     if (i < 0 || i >= N_IMPLS) return 0;
     if (usable_state[i] == 0) {
-        int ok = (IMPLS[i].cpu_ok ? IMPLS[i].cpu_ok() : 1) && self_test(&IMPLS[i]);
+        int ok = (IMPLS[i].cpu_ok ? IMPLS[i].cpu_ok() : 1) && self_test(&IMPLS[i]) &&
+                 (!IMPLS[i].scan_versions || self_test_versions(&IMPLS[i]));
         usable_state[i] = ok ? 1 : -1;
     }
     return usable_state[i] == 1;
@@ -243,6 +307,27 @@ int miner_scan(int impl, const uint8_t *header, uint32_t start, uint64_t count,
     miner_work w;
     prepare(&w, header, target);
     return IMPLS[impl].scan(&w, start, count, out, cap, next, abort);
+}
+
+int miner_impl_versions(int i) {
+    return miner_impl_usable(i) && IMPLS[i].scan_versions ? MINER_MAX_VERSIONS : 0;
+}
+
+int miner_scan_versions(int impl, const uint8_t *header, const uint32_t *versions, int nver,
+                        uint32_t start, uint64_t count, const uint8_t *target,
+                        uint32_t *out, int cap, uint64_t *next, const volatile int *abort) {
+    *next = start;
+    if (!miner_impl_versions(impl)) return -2;
+    if (nver < 1 || nver > MINER_MAX_VERSIONS || cap < MINER_VERSIONS_MIN_CAP) return -1;
+    if ((uint64_t)start + count > ((uint64_t)1 << 32)) return -1;
+    if (count == 0) return 0;
+    miner_work w[MINER_MAX_VERSIONS];
+    uint8_t h[80];
+    for (int v = 0; v < nver; v++) {
+        with_version(h, header, versions[v]);
+        prepare(&w[v], h, target);
+    }
+    return IMPLS[impl].scan_versions(w, nver, start, count, out, cap, next, abort);
 }
 
 /* Generic-length SHA-256 for miner_sha256d; not on the mining hot path. */

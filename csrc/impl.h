@@ -44,6 +44,21 @@ typedef struct {
     uint32_t h2_c17, h2_c23, h2_c30;
 } miner_pre;
 
+/*
+ * Several versions of one header (BIP 310 version rolling) in one pass, where
+ * an implementation can share work between them: w[0..nv-1] differ only in
+ * their midstate (version), 1 <= nv <= MINER_MAX_VERSIONS. Hits go to out as
+ * (nonce, version index) pairs, ascending by nonce then index; cap counts
+ * pairs and must be at least MINER_VERSIONS_MIN_CAP. The scan stops at a
+ * lane-group boundary when fewer free pairs remain than one group could
+ * fill, so *next always means "every version of every nonce below it done".
+ */
+#define MINER_MAX_VERSIONS 8
+#define MINER_VERSIONS_MIN_CAP 128
+typedef int (*miner_scan_versions_fn)(const miner_work *w, int nv, uint32_t start, uint64_t count,
+                                      uint32_t *out, int cap, uint64_t *next,
+                                      const volatile int *abort);
+
 /* Fill p from w (portable C, a few hundred instructions per job). */
 void miner_precompute(const miner_work *w, miner_pre *p);
 
@@ -80,6 +95,8 @@ int miner_scan_avx512(const miner_work *w, uint32_t start, uint64_t count,
                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_avx512x2(const miner_work *w, uint32_t start, uint64_t count,
                         uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_avx512_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
+                               uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_shani1(const miner_work *w, uint32_t start, uint64_t count,
                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_shani2(const miner_work *w, uint32_t start, uint64_t count,

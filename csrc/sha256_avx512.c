@@ -26,6 +26,7 @@
 #define LV_CH(e, f, g) _mm512_ternarylogic_epi32(e, f, g, 0xCA)
 #define LV_MAJ(a, b, c) _mm512_ternarylogic_epi32(a, b, c, 0xE8)
 #define LANES_FN sha256d_h7_avx512
+#define LANES_VERSIONS_FN sha256d_h7v_avx512
 #define LANES_ATTR static inline __attribute__((always_inline, target("avx512f")))
 #include "sha256d_lanes.h"
 
@@ -59,6 +60,45 @@ __attribute__((target("avx512f,avx512bw"))) int miner_scan_avx512(
     miner_precompute(w, &pre);
     const __m512i t7 = _mm512_set1_epi32((int)w->target[7]);
     MINER_SCAN_LOOP_MASK(16, AVX512_MASK((uint32_t)n_));
+}
+
+/* Up to MINER_MAX_VERSIONS versions of the header per 16 nonces, sharing the
+ * first hash's schedule (see LANES_VERSIONS_FN in sha256d_lanes.h). */
+__attribute__((target("avx512f,avx512bw"))) int miner_scan_avx512_versions(
+    const miner_work *w, int nv, uint32_t start, uint64_t count, uint32_t *out, int cap, uint64_t *next,
+    const volatile int *abort) {
+    miner_pre pre[MINER_MAX_VERSIONS];
+    for (int v = 0; v < nv; v++) miner_precompute(&w[v], &pre[v]);
+    const __m512i t7 = _mm512_set1_epi32((int)w[0].target[7]);
+    int found = 0;
+    uint64_t n = start, end = (uint64_t)start + count;
+    while (n < end) {
+        if (abort && *abort) break;
+        uint64_t stop = end - n > 8192 ? n + 8192 : end;
+        for (; n < stop; n += 16) {
+            if (cap - found < 16 * nv) {
+                *next = n;
+                return found;
+            }
+            __m512i h7[MINER_MAX_VERSIONS];
+            uint64_t m[MINER_MAX_VERSIONS], any = 0;
+            sha256d_h7v_avx512(pre, nv, avx512_nonce_words((uint32_t)n), h7);
+            for (int v = 0; v < nv; v++) any |= m[v] = avx512_candidates(h7[v], t7);
+            while (any) {
+                int l = __builtin_ctzll(any);
+                any &= any - 1;
+                for (int v = 0; v < nv; v++) {
+                    if ((m[v] >> l & 1) && n + (uint64_t)l < end && miner_confirm(&w[v], (uint32_t)(n + (uint64_t)l))) {
+                        out[2 * found] = (uint32_t)(n + (uint64_t)l);
+                        out[2 * found + 1] = (uint32_t)v;
+                        found++;
+                    }
+                }
+            }
+        }
+    }
+    *next = n < end ? n : end;
+    return found;
 }
 
 /*
@@ -95,6 +135,7 @@ Z2 z2_set1(uint32_t v) {
 #undef LV_CH
 #undef LV_MAJ
 #undef LANES_FN
+#undef LANES_VERSIONS_FN
 #undef LANES_ATTR
 #define LV zmm2
 #define LV_ADD(a, b) z2_add(a, b)

@@ -27,7 +27,7 @@ from miner import __version__
 from miner.backend import Device, Work
 from miner.difficulty import hash_value, network_difficulty
 from miner.errors import DeviceError, DeviceGone, MinerError
-from miner.job import Job, Share, dsha256
+from miner.job import Job, Share, dsha256, spread_bits
 from miner.stats import DeviceSnapshot, MinerSnapshot, PoolSnapshot, RateMeter
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class Engine:
         if roll:
             # Extranonce2 space used up: roll version bits on the host (never for a
             # device that rolls them itself, which needs the whole mask).
-            bits = _spread_bits(roll, job.version_mask)
+            bits = spread_bits(roll, job.version_mask)
             if device_rolls or bits is None:
                 log.warning("job %s: extranonce2 space exhausted; waiting for a new job", job.job_id)
                 return None
@@ -561,18 +561,6 @@ class Engine:
 
 async def _call(fn, *args):
     return fn(*args)
-
-
-def _spread_bits(n: int, mask: int) -> int | None:
-    """Place the bits of n into the set bits of mask (lowest first); None if n does not fit."""
-    out = 0
-    bit = 0
-    while n and mask >> bit:
-        if (mask >> bit) & 1:
-            out |= (n & 1) << bit
-            n >>= 1
-        bit += 1
-    return None if n else out
 
 
 def default_threads() -> int:

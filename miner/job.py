@@ -118,3 +118,19 @@ def check_nonce(job: Job, extranonce2: bytes, ntime: int, nonce: int, version: i
     if hash_value(h) <= job.share_target:
         return h, Share(job, extranonce2, ntime, nonce, version, h)
     return h, None
+
+
+def spread_bits(n: int, mask: int) -> int | None:
+    """Place the bits of n into the set bits of mask (lowest first); None if n does not fit.
+
+    How the engine (host rolling) and the CPU device (its own versions) pick
+    the version bits for roll number n within a BIP 310 mask.
+    """
+    out = 0
+    bit = 0
+    while n and mask >> bit:
+        if (mask >> bit) & 1:
+            out |= (n & 1) << bit
+            n >>= 1
+        bit += 1
+    return None if n else out

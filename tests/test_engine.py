@@ -226,10 +226,46 @@ def test_version_rolling_devices_get_the_mask_and_host_checks_rolled_versions():
     assert seen[0].device_version_mask == 0x1FFFE000
 
 
+def test_cpu_device_hashes_several_versions_when_the_pool_allows_rolling():
+    from miner import core
+    pools = RecordingPools()
+    base = make_job("r1")
+    job = Job(**{f: getattr(base, f) for f in ("job_id", "prevhash", "coinb1", "coinb2", "merkle_branch", "version",
+                                               "nbits", "ntime", "clean", "extranonce1", "extranonce2_size",
+                                               "difficulty")}, version_mask=0x1FFFE000)
+    engine = Engine([CPUDevice("cpu0")], pools)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, job)
+        wait_for(lambda: len(pools.submitted) >= 40)
+    shares = [s for _, s in pools.submitted]
+    for s in shares:
+        # re-hashed here too: each share's own (rolled) version makes the header that meets the target
+        assert hash_value(dsha256(job.header(s.extranonce2, s.ntime, s.nonce, s.version))) <= job.share_target
+        assert (s.version ^ job.version) & ~job.version_mask == 0
+    assert len({(s.extranonce2, s.version, s.nonce) for s in shares}) == len(shares)
+    versions = {s.version for s in shares}
+    if core.max_versions() >= 2:
+        # the versions share each nonce's schedule: shares come from several of them
+        from miner.job import spread_bits
+        assert len(versions) > 1
+        assert versions <= {job.rolled_version(spread_bits(i, job.version_mask)) for i in range(core.max_versions())}
+    assert engine.snapshot().devices[0].hw_errors == 0
+
+
+def test_cpu_device_keeps_the_pool_version_without_rolling():
+    pools = RecordingPools()
+    job = make_job("p1")
+    engine = Engine([CPUDevice("cpu0")], pools)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, job)
+        wait_for(lambda: len(pools.submitted) >= 10)
+    assert {s.version for _, s in pools.submitted} == {job.version}
+
+
 @pytest.mark.parametrize("bits,mask,expect", [(1, 0x1FFFE000, 0x2000), (3, 0x1FFFE000, 0x6000), (1, 0, None)])
 def test_spread_bits(bits, mask, expect):
-    from miner.engine import _spread_bits
-    assert _spread_bits(bits, mask) == expect
+    from miner.job import spread_bits
+    assert spread_bits(bits, mask) == expect
 
 
 def test_rate_meter_windows_are_right_during_warm_up_and_decay_after_a_stop():

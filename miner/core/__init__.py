@@ -6,6 +6,8 @@
     selected() -> str                   the one scan() uses
     select(name | None)                 force one, or None for the automatic (measured) choice
     resolve(name) -> str                the full name a short one stands for
+    max_versions(impl=None) -> int      versions per scan_versions() call with that code (8; 0: none)
+    scan_versions(header, versions, start, count, target) -> ([(nonce, version)], next_nonce)
 
 MINER_CORE=portable|avx2|avx512|shani|armv8 forces a choice at first use (a full
 name such as "shani(1-lane)" works too). Names carry a lane count, e.g.
@@ -23,7 +25,8 @@ import time
 
 from miner.errors import CoreError
 
-__all__ = ["sha256d", "scan", "implementations", "selected", "select", "resolve", "scan_abortable", "AbortFlag"]
+__all__ = ["sha256d", "scan", "implementations", "selected", "select", "resolve", "scan_abortable", "AbortFlag",
+           "max_versions", "scan_versions"]
 
 try:
     from miner.core._sha256d import ffi as _ffi, lib as _lib
@@ -253,3 +256,62 @@ def scan(header: bytes, start: int, count: int, target: int, *, impl: str | None
     """
     hits, _ = scan_abortable(header, start, count, target, impl=impl)
     return hits
+
+
+def max_versions(impl: str | None = None) -> int:
+    """How many header versions scan_versions() takes per call with ``impl`` (default: the selected code).
+
+    0 when that implementation has no multi-version code (only AVX-512 has it);
+    callers then scan each version with scan_abortable().
+    """
+    return _need_lib().miner_impl_versions(_impl_index(impl))
+
+
+def scan_versions(header: bytes, versions: list[int], start: int, count: int, target: int, *,
+                  abort: AbortFlag | None = None, impl: str | None = None) -> tuple[list[tuple[int, int]], int]:
+    """Scan nonces [start, start+count) of several versions of one header at once.
+
+    ``versions`` (1..max_versions() distinct values) replace the header's
+    version field in turn. The first hash's message schedule depends only on
+    the header tail and the nonce, so the versions share it (what BIP 310
+    version rolling allows; about 470 of 2857 vector operations per hash in
+    the AVX-512 code, 12-15% faster per hash with 4 to 8 versions). Returns ((nonce, version) pairs ascending by nonce, then
+    by position in ``versions``; next_nonce), where next_nonce < start+count
+    means aborted and every version of every nonce below it was scanned.
+    """
+    header, target_le = _check_scan_args(header, start, count, target)
+    if isinstance(versions, (str, bytes)) or not hasattr(versions, "__iter__"):
+        raise TypeError(f"versions must be a list of ints, not {type(versions).__name__}")
+    versions = list(versions)
+    for v in versions:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"versions must be ints, not {type(v).__name__}")
+        if not 0 <= v < _MAX_NONCE:
+            raise ValueError(f"version {v} is not a 32-bit unsigned value")
+    if len(set(versions)) != len(versions):
+        raise ValueError("versions must be distinct (a repeated version hashes the same header twice)")
+    lib = _need_lib()
+    i = _impl_index(impl)
+    limit = lib.miner_impl_versions(i)
+    if limit == 0:
+        raise CoreError(f"core implementation {_all_names()[i]!r} cannot scan several versions at once")
+    if not 1 <= len(versions) <= limit:
+        raise ValueError(f"scan_versions takes 1 to {limit} versions, got {len(versions)}")
+    out = _ffi.new(f"uint32_t[{2 * _OUT_CAP}]")
+    vers = _ffi.new(f"uint32_t[{len(versions)}]", versions)
+    nxt = _ffi.new("uint64_t *")
+    abort_ptr = abort._cell if abort is not None else _ffi.NULL
+    hits: list[tuple[int, int]] = []
+    end, pos = start + count, start
+    while pos < end:
+        n = lib.miner_scan_versions(i, header, vers, len(versions), pos, end - pos, target_le, out, _OUT_CAP,
+                                    nxt, abort_ptr)
+        if n < 0:
+            raise CoreError("core rejected the multi-version scan")
+        hits.extend((out[2 * k], versions[out[2 * k + 1]]) for k in range(n))
+        if nxt[0] == pos and n == 0:
+            break  # aborted before any work
+        pos = nxt[0]
+        if abort is not None and abort.is_set():
+            break
+    return hits, pos
