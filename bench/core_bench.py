@@ -3,7 +3,9 @@
     python bench/core_bench.py [--rounds 5] [--duration 3] [--compare "NAME=COMMAND" ...] [--json out.json]
 
 Rounds interleave every measurement (OpenSSL's SHA-256, each core implementation
-at 1 and at all threads, each --compare command at 1 and all threads) so that
+at 1 and at all threads, and again hashing 8 header versions per nonce where it
+can ("+8v", miner.core.scan_versions), each --compare command at 1 and all
+threads) so that
 host load and clock changes hit all of them alike; the report gives medians over
 the rounds. A --compare COMMAND is run as `COMMAND THREADS SECONDS` and must
 print "... <rate> H/s" (bench/core_cpuminer.sh builds such drivers around
@@ -88,12 +90,18 @@ def main() -> int:
     ap.add_argument("--compare", action="append", default=[], metavar="NAME=COMMAND",
                     help="an external driver to measure back to back (see bench/core_cpuminer.sh)")
     ap.add_argument("--impl", action="append", default=None)
+    ap.add_argument("--no-versions", dest="versions", action="store_false",
+                    help="leave out the +8v cells (8 header versions per nonce, miner.core.scan_versions)")
     ap.add_argument("--json", default=None, help="write the raw figures here")
     args = ap.parse_args()
 
     ncpu = os.cpu_count() or 1
     impls = [core.resolve(i) for i in args.impl] if args.impl else core.implementations()
     threads = sorted({1, ncpu})
+    # Each implementation plain, and with 8 header versions per nonce where it can
+    # (what the CPU device mines at when the pool allows BIP 310 version rolling).
+    cells = [(i, v) for i in impls for v in ((1, 8) if args.versions and core.max_versions(i) >= 8 else (1,))]
+    names = [i if v == 1 else f"{i} +{v}v" for i, v in cells]
     raw: dict[str, list[float]] = {"openssl_comp_per_s": []}
     info = machine()
     info["load_before"] = os.getloadavg()
@@ -101,16 +109,17 @@ def main() -> int:
     t_start = time.time()
     for r in range(args.rounds):
         raw["openssl_comp_per_s"].append(openssl_compressions_per_s(args.openssl_seconds))
-        for impl in impls:
+        for impl, versions in cells:
+            name = impl if versions == 1 else f"{impl} +{versions}v"
             for n in threads:
                 ru0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-                hs = measure(impl, n, args.duration, lambda *a: None)
+                hs = measure(impl, n, args.duration, lambda *a: None, versions)
                 ru1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
                 cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-                raw.setdefault(f"{impl} x{n}", []).append(hs)
-                # Nonces per CPU-second and CPUs used: load-independent views of the scaling.
-                raw.setdefault(f"{impl} x{n} per-cpu-s", []).append(hs * (w1 - w0) / max(cpu, 1e-9))
-                raw.setdefault(f"{impl} x{n} cpus-used", []).append(cpu / (w1 - w0))
+                raw.setdefault(f"{name} x{n}", []).append(hs)
+                # Hashes per CPU-second and CPUs used: load-independent views of the scaling.
+                raw.setdefault(f"{name} x{n} per-cpu-s", []).append(hs * (w1 - w0) / max(cpu, 1e-9))
+                raw.setdefault(f"{name} x{n} cpus-used", []).append(cpu / (w1 - w0))
         for spec in args.compare:
             label, command = spec.split("=", 1)
             for n in threads:
@@ -141,7 +150,7 @@ def main() -> int:
         print(f"{key:<26} {med[key] / 1e6:8.2f} MH/s {min(vals) / 1e6:7.2f}..{max(vals) / 1e6:6.2f}"
               f" {med[key] / ossl:8.2f}x {'' if scale is None else f'{scale:5.2f}x':>6} {cyc:>10}")
     print("per CPU-second (load-independent) and CPUs actually used by the process:")
-    for impl in impls + [spec.split("=", 1)[0] for spec in args.compare]:
+    for impl in names + [spec.split("=", 1)[0] for spec in args.compare]:
         if f"{impl} x1 per-cpu-s" not in med:
             continue
         print("  " + "   ".join(f"x{n}: {med[f'{impl} x{n} per-cpu-s'] / 1e6:.2f} MH/cpu-s on "
@@ -151,7 +160,7 @@ def main() -> int:
         for n in threads:
             other = med.get(f"{label} x{n}")
             if other:
-                print(f"vs {label} x{n}: " + ", ".join(f"{impl} {med[f'{impl} x{n}'] / other:.2f}x" for impl in impls))
+                print(f"vs {label} x{n}: " + ", ".join(f"{impl} {med[f'{impl} x{n}'] / other:.2f}x" for impl in names))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": info, "raw": raw, "median": med}, fh, indent=1)

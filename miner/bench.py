@@ -7,6 +7,12 @@ releases the GIL, so the threads run in parallel. The rate of a cell is the
 nonces scanned by all threads over the wall time until the last one stopped
 (each thread stops after its current chunk, and that chunk is counted).
 
+Implementations that can hash several header versions per nonce (the BIP 310
+version rolling most pools allow; see miner.core.scan_versions) get a second
+row per thread count, "IMPL +8 versions", measured with miner.core.scan_versions
+and counted in hashes (nonces times versions): what the CPU device mines at when
+the pool grants a version mask. --versions 1 leaves those rows out.
+
 Cycles per nonce are reported only where hardware counters are readable
 (`perf stat -e cycles` works); virtual machines often say "<not supported>",
 and then the column is left out rather than guessed.
@@ -37,7 +43,9 @@ BENCH_HEADER = bytes.fromhex(
     "7ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c"
 )
 BENCH_TARGET = 0xFFFF << 208
-CHUNK = 1 << 18  # nonces per scan() call: short enough for a live rate, long enough to hide the call
+CHUNK = 1 << 18  # hashes per scan() call: short enough for a live rate, long enough to hide the call
+# Versions rolled in the bench job's mask bits (0x1fffe000, the usual BIP 310 mask).
+BENCH_VERSIONS = [0x20000000 | v << 13 for v in range(8)]
 
 
 @dataclass
@@ -46,6 +54,11 @@ class Cell:
     threads: int
     hashes_per_s: list[float] = field(default_factory=list)  # one per repeat
     cycles_per_nonce: float | None = None
+    versions: int = 1  # header versions per nonce (scan_versions when > 1)
+
+    @property
+    def label(self) -> str:
+        return self.impl if self.versions == 1 else f"{self.impl} +{self.versions} versions"
 
     @property
     def median(self) -> float:
@@ -61,11 +74,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="thread count (repeatable); default: 1 and all cores")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measurements per cell; the table shows the median (default 1)")
+    parser.add_argument("--versions", type=int, default=8, metavar="N",
+                        help="also measure N header versions per nonce where the code can (BIP 310 rolling; "
+                             "default 8, 1 = off)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def measure(impl: str, threads: int, duration: float, progress) -> float:
-    """Nonces per second of `threads` threads scanning with `impl` for `duration` seconds."""
+def measure(impl: str, threads: int, duration: float, progress, versions: int = 1) -> float:
+    """Hashes per second of `threads` threads scanning with `impl` for `duration` seconds.
+
+    versions > 1: each nonce is hashed under that many header versions at once
+    (miner.core.scan_versions); the rate counts every version's hash.
+    """
     stop = threading.Event()
     counts = [0] * threads
     errors: list[BaseException] = []
@@ -76,11 +96,16 @@ def measure(impl: str, threads: int, duration: float, progress) -> float:
         pos = 0
         try:
             while not stop.is_set():
-                if pos + CHUNK > span:
+                n = CHUNK // versions
+                if pos + n > span:
                     pos = 0  # wrap inside this thread's slice; the work is the same
-                core.scan(BENCH_HEADER, base + pos, CHUNK, BENCH_TARGET, impl=impl)
-                pos += CHUNK
-                counts[t] += CHUNK
+                if versions > 1:
+                    core.scan_versions(BENCH_HEADER, BENCH_VERSIONS[:versions], base + pos, n, BENCH_TARGET,
+                                       impl=impl)
+                else:
+                    core.scan(BENCH_HEADER, base + pos, n, BENCH_TARGET, impl=impl)
+                pos += n
+                counts[t] += n * versions
         except BaseException as exc:  # reported by the caller, never lost in a thread
             errors.append(exc)
 
@@ -90,7 +115,8 @@ def measure(impl: str, threads: int, duration: float, progress) -> float:
         th.start()
     deadline = t0 + duration
     while (now := time.perf_counter()) < deadline and not errors:
-        progress(impl, threads, now - t0, sum(counts) / max(now - t0, 1e-9))
+        progress(impl if versions == 1 else f"{impl} +{versions}v", threads, now - t0,
+                 sum(counts) / max(now - t0, 1e-9))
         time.sleep(min(0.25, max(deadline - now, 0)))
     stop.set()
     for th in pool:
@@ -157,14 +183,15 @@ def _print_table(cells: list[Cell], selected: str, repeat: int, cycles_ok: bool,
         from rich.table import Table
     except ImportError:  # rich is a dependency; plain text if it is missing anyway
         Console = None
-    one = {c.impl: c.median for c in cells if c.threads == 1}
+    one = {c.label: c.median for c in cells if c.threads == 1}
     headers = ["implementation", "threads", "H/s (median)" if repeat > 1 else "H/s", "vs 1 thread"]
     if cycles_ok:
         headers.append("cycles/nonce")
     rows = []
     for c in cells:
-        scale = f"{c.median / one[c.impl]:.2f}x" if c.impl in one and c.threads > 1 else ""
-        row = [c.impl + (" *" if c.impl == selected else ""), str(c.threads), _fmt_rate(c.median), scale]
+        scale = f"{c.median / one[c.label]:.2f}x" if c.label in one and c.threads > 1 else ""
+        row = [c.label + (" *" if c.impl == selected and c.versions == 1 else ""), str(c.threads),
+               _fmt_rate(c.median), scale]
         if cycles_ok:
             row.append(f"{c.cycles_per_nonce:.0f}" if c.cycles_per_nonce else "")
         rows.append(row)
@@ -187,6 +214,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.repeat < 1:
         log.error("--repeat must be at least 1, got %s", args.repeat)
+        return 2
+    if not 1 <= args.versions <= len(BENCH_VERSIONS):
+        log.error("--versions must be 1 to %d, got %s", len(BENCH_VERSIONS), args.versions)
         return 2
     ncpu = os.cpu_count() or 1
     threads = sorted(set(args.threads)) if args.threads else sorted({1, ncpu})
@@ -211,16 +241,18 @@ def run(args: argparse.Namespace) -> int:
     cells: list[Cell] = []
     try:
         for impl in impls:
-            for n in threads:
-                cell = Cell(impl, n)
-                for _ in range(args.repeat):
-                    cell.hashes_per_s.append(measure(impl, n, args.duration, progress))
-                    if not tty:
-                        print(f"bench: {impl} threads={n}: {_fmt_rate(cell.hashes_per_s[-1])}",
-                              file=sys.stderr, flush=True)
-                if cycles_ok and n == 1:
-                    cell.cycles_per_nonce = cycles_per_nonce(impl)
-                cells.append(cell)
+            rolled = min(args.versions, core.max_versions(impl))
+            for versions in (1, rolled) if rolled > 1 else (1,):
+                for n in threads:
+                    cell = Cell(impl, n, versions=versions)
+                    for _ in range(args.repeat):
+                        cell.hashes_per_s.append(measure(impl, n, args.duration, progress, versions))
+                        if not tty:
+                            print(f"bench: {cell.label} threads={n}: {_fmt_rate(cell.hashes_per_s[-1])}",
+                                  file=sys.stderr, flush=True)
+                    if cycles_ok and n == 1 and versions == 1:
+                        cell.cycles_per_nonce = cycles_per_nonce(impl)
+                    cells.append(cell)
     except CoreError as exc:
         log.error("%s", exc)
         return 1

@@ -23,8 +23,11 @@ def test_json_has_every_usable_implementation_at_each_thread_count(capsys):
     out = capsys.readouterr()
     doc = json.loads(out.out)
     assert doc["selected"] == core.selected()
-    cells = {(r["impl"], r["threads"]) for r in doc["results"]}
-    assert cells == {(i, n) for i in core.implementations() for n in (1, 2)}
+    cells = {(r["impl"], r["threads"], r["versions"]) for r in doc["results"]}
+    plain = {(i, n, 1) for i in core.implementations() for n in (1, 2)}
+    # Code that can hash 8 header versions per nonce gets those cells too.
+    rolled = {(i, n, 8) for i in core.implementations() if core.max_versions(i) >= 8 for n in (1, 2)}
+    assert cells == plain | rolled
     assert all(r["hashes_per_s"] > 0 and len(r["runs"]) == 1 for r in doc["results"])
     # Not a tty under pytest: plain progress lines on stderr, one per measurement.
     assert out.err.count("bench: ") == len(cells)
@@ -53,6 +56,8 @@ def test_short_and_full_names_resolve(capsys):
     (("--duration", "nan"), "--duration"),
     (("--threads", "0"), "--threads"),
     (("--repeat", "0"), "--repeat"),
+    (("--versions", "0"), "--versions"),
+    (("--versions", "9"), "--versions"),
 ])
 def test_bad_arguments_are_one_clear_line(argv, msg, caplog, capsys):
     with caplog.at_level(logging.ERROR):
@@ -60,6 +65,12 @@ def test_bad_arguments_are_one_clear_line(argv, msg, caplog, capsys):
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and msg in errors[0].getMessage()
     assert capsys.readouterr().out == ""
+
+
+def test_versions_one_leaves_the_rolled_rows_out(capsys):
+    rc = bench.run(parse("--duration", "0.05", "--threads", "1", "--versions", "1", "--json"))
+    assert rc == 0
+    assert {r["versions"] for r in json.loads(capsys.readouterr().out)["results"]} == {1}
 
 
 def test_perf_probe_answers_without_raising():
