@@ -7,6 +7,7 @@ test_end_to_end.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import threading
 import time
@@ -215,10 +216,7 @@ def test_version_rolling_devices_get_the_mask_and_host_checks_rolled_versions():
                 time.sleep(0.01)
 
     pools = RecordingPools()
-    job = make_job("v1")
-    job = Job(**{f: getattr(job, f) for f in ("job_id", "prevhash", "coinb1", "coinb2", "merkle_branch", "version",
-                                               "nbits", "ntime", "clean", "extranonce1", "extranonce2_size",
-                                               "difficulty")}, version_mask=0x1FFFE000)
+    job = dataclasses.replace(make_job("v1"), version_mask=0x1FFFE000)
     engine = Engine([Roller("roller")], pools)
     with EngineThread(engine) as et:
         et.call(engine.on_job, job)
@@ -229,10 +227,7 @@ def test_version_rolling_devices_get_the_mask_and_host_checks_rolled_versions():
 def test_cpu_device_hashes_several_versions_when_the_pool_allows_rolling():
     from miner import core
     pools = RecordingPools()
-    base = make_job("r1")
-    job = Job(**{f: getattr(base, f) for f in ("job_id", "prevhash", "coinb1", "coinb2", "merkle_branch", "version",
-                                               "nbits", "ntime", "clean", "extranonce1", "extranonce2_size",
-                                               "difficulty")}, version_mask=0x1FFFE000)
+    job = dataclasses.replace(make_job("r1"), version_mask=0x1FFFE000)
     engine = Engine([CPUDevice("cpu0")], pools)
     with EngineThread(engine) as et:
         et.call(engine.on_job, job)

@@ -231,22 +231,34 @@ def scan_abortable(header: bytes, start: int, count: int, target: int, *,
     lib = _need_lib()
     i = _impl_index(impl)
     out = _ffi.new(f"uint32_t[{_OUT_CAP}]")
-    nxt = _ffi.new("uint64_t *")
     abort_ptr = abort._cell if abort is not None else _ffi.NULL
-    hits: list[int] = []
-    end = start + count
-    pos = start
-    while pos < end:
-        n = lib.miner_scan(i, header, pos, end - pos, target_le, out, _OUT_CAP, nxt, abort_ptr)
+
+    def call(pos: int, remaining: int, nxt) -> list[int]:
+        n = lib.miner_scan(i, header, pos, remaining, target_le, out, _OUT_CAP, nxt, abort_ptr)
         if n < 0:
             raise CoreError("core rejected the scan range")
-        hits.extend(out[0:n])
-        if nxt[0] == pos and n == 0:
+        return out[0:n]
+    return _drive(call, start, count, abort)
+
+
+def _drive(call, start: int, count: int, abort: "AbortFlag | None") -> tuple[list, int]:
+    """Run one C scan over [start, start+count) in as many calls as its output buffer needs.
+
+    call(pos, remaining, nxt) makes one C call, returns its results and leaves
+    the first nonce it did not scan in nxt[0]. Returns (results, next_nonce).
+    """
+    nxt = _ffi.new("uint64_t *")
+    results: list = []
+    end, pos = start + count, start
+    while pos < end:
+        got = call(pos, end - pos, nxt)
+        results.extend(got)
+        if nxt[0] == pos and not got:
             break  # aborted before any work
         pos = nxt[0]
         if abort is not None and abort.is_set():
             break
-    return hits, pos
+    return results, pos
 
 
 def scan(header: bytes, start: int, count: int, target: int, *, impl: str | None = None) -> list[int]:
@@ -299,19 +311,12 @@ def scan_versions(header: bytes, versions: list[int], start: int, count: int, ta
         raise ValueError(f"scan_versions takes 1 to {limit} versions, got {len(versions)}")
     out = _ffi.new(f"uint32_t[{2 * _OUT_CAP}]")
     vers = _ffi.new(f"uint32_t[{len(versions)}]", versions)
-    nxt = _ffi.new("uint64_t *")
     abort_ptr = abort._cell if abort is not None else _ffi.NULL
-    hits: list[tuple[int, int]] = []
-    end, pos = start + count, start
-    while pos < end:
-        n = lib.miner_scan_versions(i, header, vers, len(versions), pos, end - pos, target_le, out, _OUT_CAP,
+
+    def call(pos: int, remaining: int, nxt) -> list[tuple[int, int]]:
+        n = lib.miner_scan_versions(i, header, vers, len(versions), pos, remaining, target_le, out, _OUT_CAP,
                                     nxt, abort_ptr)
         if n < 0:
             raise CoreError("core rejected the multi-version scan")
-        hits.extend((out[2 * k], versions[out[2 * k + 1]]) for k in range(n))
-        if nxt[0] == pos and n == 0:
-            break  # aborted before any work
-        pos = nxt[0]
-        if abort is not None and abort.is_set():
-            break
-    return hits, pos
+        return [(out[2 * k], versions[out[2 * k + 1]]) for k in range(n)]
+    return _drive(call, start, count, abort)
