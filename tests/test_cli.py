@@ -8,8 +8,6 @@ import subprocess
 import sys
 import tempfile
 
-import pytest
-
 from miner import cli
 from miner.errors import ConfigError
 
