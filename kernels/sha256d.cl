@@ -88,48 +88,7 @@ __kernel void sha256d_scan(const sha256d_job job, volatile __global uint *found)
     const uint w3 = BSWAP32(nonce);
     uint w[16], s[8];
 
-    /* ---- hash 1, block 2, rounds 3..63 ---- */
-    /* st holds a..h after round 2; round i finds a at s[(0-i)&7], so load rotated. */
-#pragma unroll
-    for (int k = 0; k < 8; k++) s[(k - 3) & 7] = job.st[k];
-    {   /* round 3 with T1 and T2 precomputed up to W3 */
-        uint t1 = job.p3 + w3;
-        s[(3 - 3) & 7] += t1;             /* d += T1 */
-        s[(7 - 3) & 7] = t1 + job.t2_3;  /* h = T1 + T2 */
-    }
-    w[0] = job.w16;
-    w[1] = job.w17;
-    w[2] = job.w18_base + SHA256_SSIG0(w3);
-    w[3] = job.w19_base + w3;
-    w[4] = 0x80000000u;
-#pragma unroll
-    for (int i = 5; i < 15; i++) w[i] = 0u;
-    w[15] = 640u;
-#pragma unroll
-    for (int i = 4; i < 16; i++) RND(s, i, i == 4 ? 0x80000000u : (i == 15 ? 640u : 0u));
-#pragma unroll
-    for (int i = 16; i < 64; i++) {
-        if (i >= 20) SHA256_SCHED(w, i);
-        RND(s, i, w[i & 15]);
-    }
-#pragma unroll
-    for (int i = 0; i < 8; i++) w[i] = s[i] + job.midstate[i];
-
-    /* ---- hash 2, rounds 0..60 (constant padding words fold at compile time) ---- */
-    w[8] = 0x80000000u;
-#pragma unroll
-    for (int i = 9; i < 15; i++) w[i] = 0u;
-    w[15] = 256u;
-    s[0] = SHA256_H0; s[1] = SHA256_H1; s[2] = SHA256_H2; s[3] = SHA256_H3;
-    s[4] = SHA256_H4; s[5] = SHA256_H5; s[6] = SHA256_H6; s[7] = SHA256_H7;
-#pragma unroll
-    for (int i = 0; i < 61; i++) {
-        if (i >= 16) SHA256_SCHED(w, i);
-        RND(s, i, w[i & 15]);
-    }
-    /* Round 60 wrote its new e into s[(3-60)&7] = s[7]; after rounds 61..63
-     * that value is h, so final word 7 = s[7] + H7. */
-    const uint top = BSWAP32(s[7] + SHA256_H7);
+#include "sha256d_nonce.h"
     if (top > job.target[7]) return;
     /* Equal top words (always the case for a hit on a target < 2^224, whose
      * top word is 0) are decided by the lower words: rare, so recompute. */

@@ -117,14 +117,17 @@ def add_arguments(parser) -> None:
 
 
 def kernel_source(name: str) -> str:
-    """A kernel's source with kernels/sha256_common.h inlined, so compilers need no include path."""
+    """A kernel's source with its kernels/ headers (sha256_common.h, sha256d_nonce.h) inlined.
+
+    Runtime compilers (NVRTC, OpenCL drivers) then need no include path.
+    """
     kernels = resources.files("miner.kernels")
-    common = kernels.joinpath("sha256_common.h").read_text(encoding="utf-8")
     src = kernels.joinpath(name).read_text(encoding="utf-8")
-    line = '#include "sha256_common.h"'
-    if line not in src:
+    if '#include "sha256_common.h"' not in src:
         raise ConfigError(f"kernel {name} does not include sha256_common.h")
-    return src.replace(line, common, 1)
+    for header in ("sha256_common.h", "sha256d_nonce.h"):
+        src = src.replace(f'#include "{header}"', kernels.joinpath(header).read_text(encoding="utf-8"), 1)
+    return src
 
 
 def check_launch_range(nonce_base: int, count: int) -> None:
