@@ -31,7 +31,7 @@ import sys
 import time
 
 from miner import core
-from miner.bench import measure
+from miner.cli.bench import measure
 
 
 def openssl_compressions_per_s(seconds: int) -> float:

@@ -22,7 +22,7 @@ import statistics
 import sys
 
 from miner import core
-from miner.bench import measure
+from miner.cli.bench import measure
 
 
 def bracketed(impl: str, threads: int, pairs: int, duration: float) -> dict:

@@ -27,9 +27,9 @@ import threading
 import time
 
 from miner import core
-from miner.backend import Work, load_backend
+from miner.engine.backend import Work, load_backend
 from miner.backends import gpu_common
-from miner.job import Job
+from miner.engine.job import Job
 
 
 def _job() -> Job:

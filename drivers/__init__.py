@@ -1,4 +1,5 @@
-"""ASIC board drivers (installed as miner.drivers): the "asic" backend.
+"""ASIC board drivers (installed as miner.drivers): the driver table behind the "asic" backend
+(miner.backends.asic).
 
 Device specs (``--device``), one board each:
 
@@ -19,7 +20,7 @@ import importlib
 import logging
 from typing import Any
 
-from miner.backend import Backend, DetectedDevice, Device
+from miner.engine.backend import Device
 from miner.errors import BackendUnavailable, ConfigError
 
 log = logging.getLogger(__name__)
@@ -115,20 +116,4 @@ def create_device(spec: str) -> Device:
     return module.create(key, target, options, make_transport)
 
 
-class ASICBackend(Backend):
-    name = "asic"
-    extra = "usb"
-
-    @classmethod
-    def detect(cls) -> list[DetectedDevice]:
-        from miner.drivers import discovery
-        return discovery.detect()
-
-    @classmethod
-    def create(cls, specs: list[str], options: dict[str, Any]) -> list[Device]:
-        if not specs:
-            specs = [d.spec for d in cls.detect()]
-        return [create_device(s) for s in specs]
-
-
-__all__ = ["ASICBackend", "DRIVERS", "parse_spec", "parse_si", "create_device", "make_transport"]
+__all__ = ["DRIVERS", "parse_spec", "parse_si", "create_device", "make_transport"]

@@ -14,10 +14,10 @@ import threading
 import time
 from typing import Any
 
-from miner.backend import Device, DeviceContext, Work
-from miner.difficulty import target_from_difficulty
+from miner.engine.backend import Device, DeviceContext, Work
+from miner.engine.difficulty import target_from_difficulty
 from miner.errors import DeviceError, DeviceGone
-from miner.job import dsha256
+from miner.engine.job import dsha256
 
 from miner.drivers.transport import Transport
 

@@ -16,8 +16,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from miner.backend import DeviceContext, Work
-from miner.difficulty import target_from_difficulty
+from miner.engine.backend import DeviceContext, Work
+from miner.engine.difficulty import target_from_difficulty
 from miner.errors import DeviceError, DeviceGone
 
 from miner.drivers import bm13xx_proto as P

@@ -10,7 +10,7 @@ import importlib
 import logging
 from dataclasses import dataclass
 
-from miner.backend import DetectedDevice
+from miner.engine.backend import DetectedDevice
 from miner.errors import BackendUnavailable
 
 log = logging.getLogger(__name__)

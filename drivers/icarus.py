@@ -18,9 +18,9 @@ import time
 from collections import OrderedDict, deque
 from typing import Any
 
-from miner.backend import DeviceContext, Work
+from miner.engine.backend import DeviceContext, Work
 from miner.errors import DeviceError
-from miner.job import dsha256
+from miner.engine.job import dsha256
 
 from miner.drivers import midstate as MS
 from miner.drivers.base import ASICDevice, silence_limit

@@ -11,9 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from miner.backend import Work
-from miner.difficulty import hash_value, target_from_difficulty
-from miner.job import Job, Share, dsha256, swap_words
+from miner.engine.backend import Work
+from miner.engine.difficulty import hash_value, target_from_difficulty
+from miner.engine.job import Job, Share, dsha256, swap_words
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -274,11 +274,11 @@ class FakePool:
 
 def mine_share(job, counter: int = 0, start: int = 0, span: int = 1 << 26, version: int | None = None,
                device: str = "test0"):
-    """Find a share for a miner.job.Job with the C core, re-checked with check_nonce (a real share)."""
+    """Find a share for a miner.engine.job.Job with the C core, re-checked with check_nonce (a real share)."""
     from dataclasses import replace
 
     from miner.core import scan
-    from miner.job import check_nonce
+    from miner.engine.job import check_nonce
 
     en2 = job.extranonce2_bytes(counter)
     ver = job.version if version is None else version

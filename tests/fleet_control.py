@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 
 from miner.errors import ConfigError
-from miner.stats import DeviceSnapshot, MinerSnapshot, PoolSnapshot
+from miner.engine.stats import DeviceSnapshot, MinerSnapshot, PoolSnapshot
 
 
 def device(i: int = 0, kind: str = "asic", name: str | None = None, hs: float = 1.2e12,
@@ -38,7 +38,7 @@ def pool(i: int = 0, url: str = "stratum+tcp://127.0.0.1:3333", active: bool = T
 
 
 class FakeControl:
-    """Implements miner.stats.MinerControl over real snapshot dataclasses."""
+    """Implements miner.engine.stats.MinerControl over real snapshot dataclasses."""
 
     def __init__(self, devices=None, pools=None, network_difficulty: float | None = 1.5e14,
                  watts: float | None = None) -> None:

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from fleet_control import FakeControl, device
-from miner import api
-from miner.api import ApiServer, access_for, parse_allow, parse_request, split_addpool
-from miner.curtail import Curtailer
+from miner.fleet import api
+from miner.fleet.api import ApiServer, access_for, parse_allow, parse_request, split_addpool
+from miner.fleet.curtail import Curtailer
 from miner.errors import ConfigError
 
 

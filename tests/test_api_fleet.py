@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from fleet_control import FakeControl
-from miner import fleet
+from miner.fleet import wiring as fleet
 from miner.errors import ConfigError
 
 
@@ -91,14 +91,14 @@ def test_api_listen_alone_uses_port_4028_on_loopback(monkeypatch):
 
         def close(self):
             pass
-    import miner.api
-    monkeypatch.setattr(miner.api, "ApiServer", Recorder)
+    import miner.fleet.api
+    monkeypatch.setattr(miner.fleet.api, "ApiServer", Recorder)
     fleet.start(FakeControl(), parse("--api-listen")).close()
     assert seen == {"bind": "127.0.0.1", "port": 4028, "allow": None}
 
 
 def test_exposed_bind_is_warned(caplog):
-    with caplog.at_level(logging.WARNING, logger="miner.fleet"):
+    with caplog.at_level(logging.WARNING, logger="miner.fleet.wiring"):
         h = fleet.start(FakeControl(), parse("--metrics-port", "0", "--metrics-bind", "0.0.0.0"))
         h.close()
     assert "beyond this machine" in caplog.text

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from fleet_control import FakeControl
-from miner.api import ApiServer
+from miner.fleet.api import ApiServer
 
 pyasic = pytest.importorskip("pyasic")  # listed in the test extra; CI installs it
 from pyasic.errors import APIError  # noqa: E402

@@ -1,6 +1,6 @@
 """Discovery (pyusb and pyserial's port list), direct-USB transport, device specs, the ASIC backend.
 
-USB runs through miner.drivers.usbsim, a real pyusb backend object whose
+USB runs through miner.drivers.emu.usbsim, a real pyusb backend object whose
 devices route bulk transfers to the emulators; pyusb's own descriptor, string
 and transfer code runs unchanged on top of it.
 """
@@ -13,10 +13,12 @@ import usb.backend.openusb
 from serial.tools import list_ports, list_ports_common
 
 from asic_ctx import TestContext, run_device, session_job
-from miner.backend import load_backend
-from miner.drivers import ASICBackend, create_device, discovery, parse_si, parse_spec, usbsim
+from miner.engine.backend import load_backend
+from miner.backends.asic import ASICBackend
+from miner.drivers import create_device, discovery, parse_si, parse_spec
+from miner.drivers.emu import usbsim
 from miner.drivers.chips import BM1370, BM1397, ICARUS_MODELS
-from miner.drivers.emu_models import EmulatedBM13xx, EmulatedIcarus
+from miner.drivers.emu.models import EmulatedBM13xx, EmulatedIcarus
 from miner.drivers.transport import ftdi_baud_divisor
 from miner.errors import BackendUnavailable, ConfigError
 

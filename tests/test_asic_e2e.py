@@ -17,8 +17,8 @@ import time
 import pytest
 
 from miner.drivers.chips import BM1370, ICARUS_MODELS
-from miner.drivers.emu_models import EmulatedBM13xx, EmulatedIcarus
-from miner.drivers.emulator import PtyServer
+from miner.drivers.emu.models import EmulatedBM13xx, EmulatedIcarus
+from miner.drivers.emu.emulator import PtyServer
 
 
 def _miner(*args: str):

@@ -12,8 +12,8 @@ import pytest
 from asic_ctx import TestContext, run_device, session_job
 from miner.drivers.bm13xx import BM13xxDevice
 from miner.drivers.chips import BM1370, ICARUS_MODELS
-from miner.drivers.emu_models import EmulatedBM13xx, EmulatedIcarus
-from miner.drivers.emulator import Faults, PtyServer, TcpServer
+from miner.drivers.emu.models import EmulatedBM13xx, EmulatedIcarus
+from miner.drivers.emu.emulator import Faults, PtyServer, TcpServer
 from miner.drivers.icarus import IcarusDevice
 from miner.drivers.transport import SerialTransport
 from miner.errors import ConfigError

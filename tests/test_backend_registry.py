@@ -11,12 +11,12 @@ import textwrap
 
 import pytest
 
-from miner import backend as registry
+from miner.engine import backend as registry
 from miner.errors import BackendUnavailable, ConfigError
 
 PLUGIN = textwrap.dedent('''
     """A third-party backend: CPU threads pinned to the portable core, under another name."""
-    from miner.backend import Backend, DetectedDevice
+    from miner.engine.backend import Backend, DetectedDevice
     from miner.backends.cpu import CPUDevice
 
 

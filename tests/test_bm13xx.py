@@ -7,8 +7,8 @@ from asic_ctx import TestContext, run_device, session_job
 from miner.drivers import bm13xx_proto as P
 from miner.drivers.bm13xx import BM13xxDevice
 from miner.drivers.chips import BM1366, BM1368, BM1370, BM1397
-from miner.drivers.emu_models import EmulatedBM13xx
-from miner.drivers.emulator import PtyServer
+from miner.drivers.emu.models import EmulatedBM13xx
+from miner.drivers.emu.emulator import PtyServer
 from miner.drivers.transport import SerialTransport
 from miner.errors import DeviceError, DeviceGone, ProtocolError
 

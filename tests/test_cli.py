@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 
-from miner import cli
+from miner.cli import command as cli
 from miner.errors import ConfigError
 
 

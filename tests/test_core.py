@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import miner.core as core
-from miner.difficulty import DIFF1_TARGET, target_from_difficulty, target_from_nbits
+from miner.engine.difficulty import DIFF1_TARGET, target_from_difficulty, target_from_nbits
 from miner.errors import CoreError
 
 VECTORS = Path(__file__).parent / "vectors"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from miner.difficulty import target_from_nbits
+from miner.engine.difficulty import target_from_nbits
 from test_core import ALL, VECTORS, ref_hash, ref_scan
 
 ROOT = Path(__file__).resolve().parent.parent

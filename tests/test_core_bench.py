@@ -1,4 +1,4 @@
-"""`miner bench` (miner.bench): arguments, JSON and table output, errors. Speed is not asserted here."""
+"""`miner bench` (miner.cli.bench): arguments, JSON and table output, errors. Speed is not asserted here."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import logging
 import pytest
 
 import miner.core as core
-from miner import bench
+from miner.cli import bench
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import miner.core as core
-from miner.difficulty import target_from_nbits
+from miner.engine.difficulty import target_from_nbits
 from miner.errors import CoreError
 from test_core import ALL, MAX, VECTORS, ref_hash
 

@@ -16,7 +16,7 @@ import pytest
 
 from miner import core
 from miner.backends import gpu_common as g
-from miner.difficulty import target_from_nbits
+from miner.engine.difficulty import target_from_nbits
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 VECTORS = Path(__file__).parent / "vectors" / "block_headers.json"
@@ -197,7 +197,7 @@ class TimedContext:
     """A DeviceContext with one endless difficulty-1 job, stopping after ``seconds``."""
 
     def __init__(self, seconds: float):
-        from miner.job import Job, dsha256
+        from miner.engine.job import Job, dsha256
         self.job = Job("bench", dsha256(b"p"), b"\x01" * 50, b"\x02" * 40, (), 0x20000000, 0x1D00FFFF,
                        0x65000000, True, b"\x00\x00\x00\x01", 4, 1)
         self.deadline = time.perf_counter() + seconds
@@ -210,7 +210,7 @@ class TimedContext:
     generation = 1
 
     def next_work(self, nonce_count=1 << 32, *, timeout=None, version_rolling=False):
-        from miner.backend import Work
+        from miner.engine.backend import Work
         if self.stopping:
             return None
         if self.pos >= 1 << 32:

@@ -14,8 +14,9 @@ from dataclasses import replace
 import pytest
 
 from fleet_control import FakeControl, device
-from miner import curtail, fleet
-from miner.curtail import (Curtailer, Feed, MiningRate, PriceSource, ProfitSource, ScheduleSource, in_window,
+from miner.fleet import curtail
+from miner.fleet import wiring as fleet
+from miner.fleet.curtail import (Curtailer, Feed, MiningRate, PriceSource, ProfitSource, ScheduleSource, in_window,
                            parse_number, parse_window)
 from miner.errors import ConfigError, ProtocolError
 
@@ -61,7 +62,7 @@ def test_changed_reason_text_never_resumes_in_between():
 
 def test_state_changes_are_logged_with_reason(caplog):
     cur = Curtailer(FakeControl())
-    with caplog.at_level(logging.INFO, logger="miner.curtail"):
+    with caplog.at_level(logging.INFO, logger="miner.fleet.curtail"):
         cur.hold("schedule", "window 22:00-06:00 local time")
         cur.release("schedule", "outside all pause windows")
     text = caplog.text
@@ -223,7 +224,7 @@ def test_failing_feed_keeps_state_and_logs_once(tmp_path, caplog):
         while not c.snapshot().paused and time.monotonic() - t0 < 10:
             time.sleep(0.02)
         assert c.snapshot().paused
-        with caplog.at_level(logging.WARNING, logger="miner.curtail"):
+        with caplog.at_level(logging.WARNING, logger="miner.fleet.curtail"):
             price_file.write_text("garbage")
             time.sleep(1.5)          # many failed polls
             assert c.snapshot().paused   # no data is no reason to resume
@@ -293,7 +294,7 @@ def test_profit_waits_for_data(caplog):
     c = FakeControl(devices=[device(0, watts=None)], network_difficulty=None)
     src = _profit(c, [0.5])
     cur = Curtailer(c)
-    with caplog.at_level(logging.INFO, logger="miner.curtail"):
+    with caplog.at_level(logging.INFO, logger="miner.fleet.curtail"):
         for _ in range(3):
             src.poll(cur)
             time.sleep(0.03)

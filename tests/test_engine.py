@@ -14,12 +14,12 @@ import time
 
 import pytest
 
-from miner.backend import Device
+from miner.engine.backend import Device
 from miner.backends.cpu import CPUDevice
 from miner.engine import Engine
 from miner.errors import DeviceError
-from miner.job import Job, dsha256, swap_words
-from miner.difficulty import hash_value
+from miner.engine.job import Job, dsha256, swap_words
+from miner.engine.difficulty import hash_value
 
 
 def make_job(job_id: str, difficulty: float = 0.00005, clean: bool = True, en1: bytes = b"\x08\x00\x00\x02",
@@ -241,7 +241,7 @@ def test_cpu_device_hashes_several_versions_when_the_pool_allows_rolling():
     versions = {s.version for s in shares}
     if core.max_versions() >= 2:
         # the versions share each nonce's schedule: shares come from several of them
-        from miner.job import spread_bits
+        from miner.engine.job import spread_bits
         assert len(versions) > 1
         assert versions <= {job.rolled_version(spread_bits(i, job.version_mask)) for i in range(core.max_versions())}
     assert engine.snapshot().devices[0].hw_errors == 0
@@ -259,12 +259,12 @@ def test_cpu_device_keeps_the_pool_version_without_rolling():
 
 @pytest.mark.parametrize("bits,mask,expect", [(1, 0x1FFFE000, 0x2000), (3, 0x1FFFE000, 0x6000), (1, 0, None)])
 def test_spread_bits(bits, mask, expect):
-    from miner.job import spread_bits
+    from miner.engine.job import spread_bits
     assert spread_bits(bits, mask) == expect
 
 
 def test_rate_meter_windows_are_right_during_warm_up_and_decay_after_a_stop():
-    from miner.stats import RateMeter
+    from miner.engine.stats import RateMeter
     m = RateMeter(now=0.0)
     t = 0.0
     for _ in range(20):          # 10 s at a steady 1000 H/s, reported every 0.5 s

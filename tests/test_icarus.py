@@ -10,12 +10,12 @@ import pytest
 from asic_ctx import TestContext, run_device, session_job
 from miner.drivers import midstate as MS
 from miner.drivers.chips import ICARUS_MODELS
-from miner.drivers.emu_models import EmulatedIcarus
-from miner.drivers.emulator import PtyServer
+from miner.drivers.emu.models import EmulatedIcarus
+from miner.drivers.emu.emulator import PtyServer
 from miner.drivers.icarus import GOLDEN_REPLY, GOLDEN_WORK, IcarusDevice, parse_work_packet, work_packet
 from miner.drivers.transport import SerialTransport
 from miner.errors import DeviceError
-from miner.job import dsha256
+from miner.engine.job import dsha256
 
 VECTORS = Path(__file__).parent / "vectors"
 ERUPTER = ICARUS_MODELS["erupter"]

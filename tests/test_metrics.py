@@ -8,9 +8,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from fleet_control import FakeControl, device
-from miner.curtail import Curtailer
+from miner.fleet.curtail import Curtailer
 from miner.errors import ConfigError
-from miner.metrics import MetricsServer
+from miner.fleet.metrics import MetricsServer
 
 
 def scrape(port: int) -> dict[str, list]:

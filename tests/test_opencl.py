@@ -15,12 +15,12 @@ os.environ.setdefault("POCL_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"mi
 cl = pytest.importorskip("pyopencl")
 
 from miner import core  # noqa: E402
-from miner.backend import Work  # noqa: E402
+from miner.engine.backend import Work  # noqa: E402
 from miner.backends import gpu_common as g  # noqa: E402
 from miner.backends import opencl  # noqa: E402
-from miner.difficulty import target_from_nbits  # noqa: E402
+from miner.engine.difficulty import target_from_nbits  # noqa: E402
 from miner.errors import ConfigError  # noqa: E402
-from miner.job import Job, dsha256  # noqa: E402
+from miner.engine.job import Job, dsha256  # noqa: E402
 
 HEADERS = json.loads((Path(__file__).parent / "vectors" / "block_headers.json").read_text())["headers"]
 

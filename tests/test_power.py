@@ -8,9 +8,9 @@ import types
 
 import pytest
 
-from miner import power
+from miner.fleet import power
 from miner.errors import ConfigError
-from miner.power import RaplMeter, device_watts, joules_per_terahash, parse_device_watts
+from miner.fleet.power import RaplMeter, device_watts, joules_per_terahash, parse_device_watts
 
 
 def args(*argv: str, root: str | None = None) -> argparse.Namespace:

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from miner import profit
+from miner.fleet import profit
 from miner.errors import ConfigError
-from miner.profit import Economics, btc_per_day, energy_cost_per_day, parse_hashrate
+from miner.fleet.profit import Economics, btc_per_day, energy_cost_per_day, parse_hashrate
 
 
 def run(*argv: str, capsys) -> tuple[int, str, str]:

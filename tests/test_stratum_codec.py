@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from miner.errors import ConfigError, ProtocolError
-from miner.job import Job, check_nonce, dsha256
+from miner.engine.job import Job, check_nonce, dsha256
 from miner.stratum import PoolConfig, codec
 from miner.stratum.config import parse_url
 

@@ -9,7 +9,7 @@ import logging
 from dataclasses import replace
 
 from fakepool import mine_share
-from miner.job import dsha256
+from miner.engine.job import dsha256
 from miner.stratum import PoolConfig, PoolManager, Timeouts
 from miner.stratum.session import Endpoint, StratumSession
 

@@ -6,9 +6,9 @@ import time
 from typing import Any, ClassVar
 
 from miner import core
-from miner.backend import Backend, DetectedDevice, Device, DeviceContext
+from miner.engine.backend import Backend, DetectedDevice, Device, DeviceContext
 from miner.errors import ConfigError, CoreError, DeviceError
-from miner.job import spread_bits
+from miner.engine.job import spread_bits
 
 log = logging.getLogger(__name__)
 

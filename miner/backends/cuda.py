@@ -21,7 +21,7 @@ import logging
 import re
 from typing import Any
 
-from miner.backend import Backend, DetectedDevice, Device, DeviceContext
+from miner.engine.backend import Backend, DetectedDevice, Device, DeviceContext
 from miner.backends import gpu_common
 from miner.backends.gpu_common import Launch, LaunchTuner, pipeline_run
 from miner.errors import BackendUnavailable, ConfigError, DeviceError

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from miner.backend import Device, DeviceContext
+from miner.engine.backend import Device, DeviceContext
 from miner.errors import ConfigError, CoreError, DeviceError
 from miner.sha256 import (  # plain-Python pieces for the per-job precompute
     H_INIT, K, MASK as _M, bsig0 as _bsig0, bsig1 as _bsig1, ch as _ch, compress, maj as _maj,
@@ -163,7 +163,7 @@ def selftest_cases() -> list[tuple[str, bytes, int, int, int, list[int]]]:
     many hits at an easy target above 2^224, where the top word decides.
     """
     from miner import core
-    from miner.difficulty import target_from_nbits
+    from miner.engine.difficulty import target_from_nbits
 
     genesis_target = target_from_nbits(0x1D00FFFF)
     pseudo = hashlib.sha256(b"miner gpu self-test").digest()

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from miner.backend import Backend, DetectedDevice, Device
+from miner.engine.backend import Backend, DetectedDevice, Device
 from miner.backends import gpu_common
 from miner.backends.gpu_common import Launch, LaunchTuner
 from miner.errors import BackendUnavailable, ConfigError, DeviceError

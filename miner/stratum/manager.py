@@ -22,10 +22,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from miner.difficulty import hash_value
+from miner.engine.difficulty import hash_value
 from miner.errors import ConfigError, PoolError
-from miner.job import Job, Share, dsha256
-from miner.stats import PoolSnapshot
+from miner.engine.job import Job, Share, dsha256
+from miner.engine.stats import PoolSnapshot
 from miner.stratum.config import PoolConfig, make_ssl_context
 from miner.stratum.session import Endpoint, ResumeState, StratumSession, Timeouts
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from miner.errors import PoolError, ProtocolError
-from miner.job import Job, Share
+from miner.engine.job import Job, Share
 from miner.stratum import codec
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import ipaddress
 import logging
 import threading
 
-from miner import curtail, power
+from miner.fleet import curtail, power
 from miner.errors import ConfigError, MinerError
-from miner.stats import MinerControl
+from miner.engine.stats import MinerControl
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
             if curtailer.sources:
                 log.info("curtailment sources: %s", ", ".join(s.key for s in curtailer.sources))
         if want_api:
-            from miner.api import ApiServer  # lazy: nothing to import when the API is off
+            from miner.fleet.api import ApiServer  # lazy: nothing to import when the API is off
             _warn_if_exposed("API", g("api_bind") or "127.0.0.1",
                              "only loopback and --api-allow addresses are answered")
             port = g("api_port")
@@ -125,7 +125,7 @@ def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
                                    port=DEFAULT_API_PORT if port is None else port,
                                    allow=g("api_allow"), curtailer=curtailer).start()
         if g("metrics_port") is not None:
-            from miner.metrics import MetricsServer
+            from miner.fleet.metrics import MetricsServer
             _warn_if_exposed("metrics", g("metrics_bind") or "127.0.0.1",
                              "/metrics has no authentication; firewall it")
             facts = handle.curtailer.status if handle.curtailer else None

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import IO, Callable
 
-from miner.stats import MinerSnapshot
+from miner.engine.stats import MinerSnapshot
 
 _SI = ["", "k", "M", "G", "T", "P", "E"]
 
@@ -43,8 +43,8 @@ def fmt_duration(s: float) -> str:
 
 
 def efficiency_j_per_th(watts: float | None, snap: MinerSnapshot) -> float | None:
-    """J/TH of the whole miner, from the rate miner.power chooses for efficiency."""
-    from miner.power import efficiency_hashrate, joules_per_terahash
+    """J/TH of the whole miner, from the rate miner.fleet.power chooses for efficiency."""
+    from miner.fleet.power import efficiency_hashrate, joules_per_terahash
     return joules_per_terahash(watts, efficiency_hashrate(snap.hashrate, snap.elapsed))
 
 

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import usb.backend
 import usb.core
 
-from miner.drivers.emulator import EmulatedDevice
+from miner.drivers.emu.emulator import EmulatedDevice
 
 EP_IN, EP_OUT = 0x81, 0x02
 PACKET = 64

@@ -16,8 +16,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from miner.errors import ConfigError
-from miner.power import efficiency_hashrate, joules_per_terahash
-from miner.stats import MinerControl
+from miner.fleet.power import efficiency_hashrate, joules_per_terahash
+from miner.engine.stats import MinerControl
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from importlib import metadata
 from typing import Any, Callable, ClassVar, Protocol
 
 from miner.errors import BackendUnavailable, ConfigError
-from miner.job import Job
+from miner.engine.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ BUILTIN_BACKENDS: dict[str, tuple[str, str | None]] = {
     "cpu": ("miner.backends.cpu:CPUBackend", None),
     "opencl": ("miner.backends.opencl:OpenCLBackend", "opencl"),
     "cuda": ("miner.backends.cuda:CUDABackend", "cuda"),
-    "asic": ("miner.drivers:ASICBackend", "usb"),
+    "asic": ("miner.backends.asic:ASICBackend", "usb"),
 }
 
 ENTRY_POINT_GROUP = "miner.backends"

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import free_port
 from miner.errors import ConfigError
-from miner.stratum import cli
+from miner.cli import pool_check as cli
 
 
 def parse(argv):

@@ -25,9 +25,9 @@ import urllib.request
 from collections import deque
 from typing import Callable
 
-from miner import profit
+from miner.fleet import profit
 from miner.errors import ConfigError, MinerError, ProtocolError
-from miner.stats import MinerControl
+from miner.engine.stats import MinerControl
 
 log = logging.getLogger(__name__)
 

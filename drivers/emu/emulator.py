@@ -2,7 +2,7 @@
 
 An EmulatedDevice is transport-free: bytes from the host go to feed(), bytes
 for the host are queued by send() and drained by whichever server carries it.
-Models (drivers/emu_models.py) speak the real protocol and compute real
+Models (drivers/emu/models.py) speak the real protocol and compute real
 double-SHA-256; the time model pretends the configured hashrate: a nonce at
 position p of a job is not sent before t0 + p / hashrate, and a job whose whole
 space has been walked leaves the device idle, which the stats record.

@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (python -m miner.bench) until the CLI wires `miner bench`."""
+    """Stand-alone entry (python -m miner.cli.bench) until the CLI wires `miner bench`."""
     parser = argparse.ArgumentParser(prog="miner bench", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")

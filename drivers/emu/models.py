@@ -12,14 +12,14 @@ import threading
 import time
 
 from miner import core
-from miner.difficulty import target_from_difficulty
+from miner.engine.difficulty import target_from_difficulty
 from miner.errors import ProtocolError
 
 from miner.drivers import bm13xx_proto as P
 from miner.drivers import midstate as MS
 from miner.drivers.bm13xx import _spread
 from miner.drivers.chips import ChipFacts, IcarusFacts
-from miner.drivers.emulator import EmulatedDevice, Faults
+from miner.drivers.emu.emulator import EmulatedDevice, Faults
 from miner.drivers.icarus import GOLDEN_WORK, parse_work_packet
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Stratum client micro-benchmarks: ``python -m miner.stratum.bench [--rounds N]``.
+"""Stratum client micro-benchmarks: ``python bench/stratum_micro.py [--rounds N]``.
 
 Measures, in one run, the medians of: parsing a mining.notify line into a Job, the host re-check of
 a share before it is sent, and the submit round trip (our line out, the pool's reply in, accounting
@@ -14,7 +14,7 @@ import platform
 import statistics
 import time
 
-from miner.job import Job, Share, dsha256
+from miner.engine.job import Job, Share, dsha256
 from miner.stratum import codec
 
 NOTIFY = json.dumps({"id": None, "method": "mining.notify", "params": [

@@ -41,10 +41,10 @@ NO_POOL_HELP = (
 # Subcommands living in other modules: name -> (module, help). Each module has
 # add_arguments(parser) and run(args) -> int. Imported only when present.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("miner.bench", "measure hashes per second of every core implementation"),
-    "emulate": ("miner.drivers.emulate", "run an emulated ASIC board on a pseudo-terminal or TCP port"),
-    "profit": ("miner.profit", "expected BTC per day, revenue, energy cost and margin"),
-    "pool-check": ("miner.stratum.cli", "connect to a pool and show its first job"),
+    "bench": ("miner.cli.bench", "measure hashes per second of every core implementation"),
+    "emulate": ("miner.drivers.emu.emulate", "run an emulated ASIC board on a pseudo-terminal or TCP port"),
+    "profit": ("miner.fleet.profit", "expected BTC per day, revenue, energy cost and margin"),
+    "pool-check": ("miner.cli.pool_check", "connect to a pool and show its first job"),
 }
 
 
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="log level (default info)")
     g.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
                    help="seconds between status lines without a terminal (default 10)")
-    fleet = _optional_module("miner.fleet")
+    fleet = _optional_module("miner.fleet.wiring")
     if fleet is not None:
         fleet.add_arguments(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -226,7 +226,7 @@ def setup_logging(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------- subcommands
 def cmd_devices(args: argparse.Namespace) -> int:
-    from miner.backend import backend_names, load_backend
+    from miner.engine.backend import backend_names, load_backend
     for name in backend_names():
         try:
             backend = load_backend(name)
@@ -246,7 +246,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from miner.backend import backend_names, load_backend
+    from miner.engine.backend import backend_names, load_backend
     failed = 0
     for name in backend_names():
         try:
@@ -273,7 +273,7 @@ def _split_list(values: list[str] | None) -> list[str]:
 
 
 def create_devices(args: argparse.Namespace) -> list:
-    from miner.backend import backend_names, load_backend
+    from miner.engine.backend import backend_names, load_backend
     backends = _split_list(args.backend)
     specs: dict[str, list[str]] = {}
     known = set(backend_names())
@@ -313,7 +313,7 @@ def build_pools(args: argparse.Namespace):
 
 def benchmark_job():
     """The embedded offline job: the real testnet job of the accepted share in the Stratum documentation."""
-    from miner.job import Job, swap_words
+    from miner.engine.job import Job, swap_words
     return Job(
         "bf", swap_words(bytes.fromhex("4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000")),
         bytes.fromhex("01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862"
@@ -325,7 +325,7 @@ def benchmark_job():
 
 async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[int, Any]:
     from miner.engine import Engine
-    from miner.status import JsonEvents, StatusReporter
+    from miner.cli.status import JsonEvents, StatusReporter
 
     json_events = JsonEvents() if args.json else None
     engine_ref: list[Any] = []
@@ -354,7 +354,7 @@ async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[i
                               suggest_difficulty=args.suggest_diff, extranonce_subscribe=args.extranonce_subscribe,
                               cafile=args.cert, insecure=args.insecure)
     watts_for = None
-    power = _optional_module("miner.power")
+    power = _optional_module("miner.fleet.power")
     if power is not None:
         n_cpu = sum(1 for d in devices if d.kind == "cpu")
         per_device = power.parse_device_watts(getattr(args, "device_watts", None))
@@ -388,7 +388,7 @@ async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[i
             pass
 
     fleet_handle = None
-    fleet = _optional_module("miner.fleet")
+    fleet = _optional_module("miner.fleet.wiring")
     if fleet is not None:
         fleet_handle = fleet.start(engine, args)
     reporter = StatusReporter(engine.snapshot, live=sys.stderr.isatty() and not args.json,
@@ -425,7 +425,7 @@ async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[i
 
 
 def cmd_mine(args: argparse.Namespace) -> int:
-    from miner.status import print_summary
+    from miner.cli.status import print_summary
     if not args.url and not args.benchmark:
         print(NO_POOL_HELP, file=sys.stderr)
         return EXIT_USAGE

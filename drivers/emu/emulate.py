@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_device(model: str, chips: int = 1, hashrate: float | None = None, diff: float | None = None,
                  faults: list[str] | None = None):
     from miner.drivers.chips import BM13XX, ICARUS_MODELS
-    from miner.drivers.emu_models import EmulatedBM13xx, EmulatedIcarus
-    from miner.drivers.emulator import Faults
+    from miner.drivers.emu.models import EmulatedBM13xx, EmulatedIcarus
+    from miner.drivers.emu.emulator import Faults
     f = Faults.parse(faults)
     if model in ICARUS_MODELS:
         if "bad-crc" in f.every:
@@ -59,7 +59,7 @@ def build_device(model: str, chips: int = 1, hashrate: float | None = None, diff
 
 
 def serve(device, tcp: str | None):
-    from miner.drivers.emulator import PtyServer, TcpServer
+    from miner.drivers.emu.emulator import PtyServer, TcpServer
     if tcp:
         host, _, port = tcp.rpartition(":")
         try:

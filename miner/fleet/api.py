@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import miner
-from miner.curtail import Curtailer
+from miner.fleet.curtail import Curtailer
 from miner.errors import ConfigError, MinerError
-from miner.power import efficiency_hashrate, joules_per_terahash
-from miner.stats import DeviceSnapshot, MinerControl, MinerSnapshot, PoolSnapshot
+from miner.fleet.power import efficiency_hashrate, joules_per_terahash
+from miner.engine.stats import DeviceSnapshot, MinerControl, MinerSnapshot, PoolSnapshot
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Ownership:
   generation (it is the only writer of both, under ``_cond``).
 - Each device owns its thread; it reads work through its DeviceContext.
 - Counters are per device and written by that device's thread or the loop;
-  reporters read immutable snapshots (miner.stats).
+  reporters read immutable snapshots (miner.engine.stats).
 
 Work split: every (job, extranonce2, host-rolled version bits) stream is handed
 to exactly one device, which then takes nonce chunks from it; so no two
@@ -24,11 +24,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from miner import __version__
-from miner.backend import Device, Work
-from miner.difficulty import hash_value, network_difficulty
+from miner.engine.backend import Device, Work
+from miner.engine.difficulty import hash_value, network_difficulty
 from miner.errors import DeviceError, DeviceGone, MinerError
-from miner.job import Job, Share, dsha256, spread_bits
-from miner.stats import DeviceSnapshot, MinerSnapshot, PoolSnapshot, RateMeter
+from miner.engine.job import Job, Share, dsha256, spread_bits
+from miner.engine.stats import DeviceSnapshot, MinerSnapshot, PoolSnapshot, RateMeter
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class _DeviceState:
 
 
 class _Context:
-    """The DeviceContext the engine hands one device (see miner.backend.DeviceContext)."""
+    """The DeviceContext the engine hands one device (see miner.engine.backend.DeviceContext)."""
 
     def __init__(self, engine: "Engine", state: _DeviceState) -> None:
         self._engine = engine
@@ -105,7 +105,7 @@ class _Context:
 
 
 class Engine:
-    """Drives devices on the current job and sends shares to the pools. Implements miner.stats.MinerControl."""
+    """Drives devices on the current job and sends shares to the pools. Implements miner.engine.stats.MinerControl."""
 
     def __init__(self, devices: list[Device], pool_manager: Any | None = None, *,
                  on_event: EventSink | None = None, hw_error_limit: int = 20,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from miner.difficulty import difficulty_from_hash, hash_value, target_from_difficulty, target_from_nbits
+from miner.engine.difficulty import difficulty_from_hash, hash_value, target_from_difficulty, target_from_nbits
 
 
 def dsha256(data: bytes) -> bytes:
