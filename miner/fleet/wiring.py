@@ -1,5 +1,5 @@
 """Wiring for fleet monitoring and control: flags, and start()/close() of the API,
-/metrics and curtailment around a running MinerControl.
+/metrics, MQTT and curtailment around a running MinerControl.
 
     handle = fleet.start(control, args)   # starts only what the flags ask for
     ...
@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import threading
 
-from miner.fleet import curtail, power
+from miner.fleet import curtail, mqtt, power
 from miner.errors import ConfigError, MinerError
 from miner.engine.stats import MinerControl
 
@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="metrics address (default 127.0.0.1)")
     power.add_arguments(parser)
     curtail.add_arguments(parser)
+    mqtt.add_arguments(parser)
 
 
 class FleetHandle:
@@ -65,6 +66,7 @@ class FleetHandle:
         self.api = None
         self.metrics = None
         self.curtailer: curtail.Curtailer | None = None
+        self.mqtt: mqtt.MqttBridge | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -81,7 +83,7 @@ class FleetHandle:
             if self._closed:
                 return
             self._closed = True
-        for part in (self.api, self.metrics, self.curtailer):
+        for part in (self.mqtt, self.api, self.metrics, self.curtailer):  # mqtt first: it says offline
             if part is not None:
                 try:
                     part.close()
@@ -111,7 +113,8 @@ def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
     try:
         curtailer = curtail.build(control, args)
         want_api = bool(g("api_listen") or g("api_port") is not None or g("api_bind"))
-        if curtailer.sources or want_api:
+        want_mqtt = bool(g("mqtt_url"))
+        if curtailer.sources or want_api or want_mqtt:
             handle.curtailer = curtailer
             curtailer.start()
             if curtailer.sources:
@@ -131,6 +134,8 @@ def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
             facts = handle.curtailer.status if handle.curtailer else None
             handle.metrics = MetricsServer(control, bind=g("metrics_bind") or "127.0.0.1",
                                            port=g("metrics_port"), facts=facts).start()
+        if want_mqtt:
+            handle.mqtt = mqtt.start(control, curtailer, args)
     except MinerError:
         handle.close()
         raise
