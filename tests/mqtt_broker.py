@@ -7,6 +7,7 @@ config file, and a paho subscriber that records what it sees.
 """
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -41,7 +42,9 @@ class Broker:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.conf = self.dir / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {'true' if anonymous else 'false'}",
+        # Started as root, mosquitto drops to the user "mosquitto", who cannot read pytest's private
+        # tmp folders; naming the current user keeps it (ignored when not root).
+        lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1", f"allow_anonymous {'true' if anonymous else 'false'}",
                  f"persistence {'true' if persistence else 'false'}",
                  f"persistence_location {self.dir}/", "log_dest stdout", "log_type error", "log_type warning",
                  "log_type notice", "log_type information", "connection_messages true"]
