@@ -37,10 +37,11 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, tmp: Path, *, persistence: bool = True, extra: str = "", anonymous: bool = True) -> None:
+    def __init__(self, tmp: Path, *, port: int | None = None, persistence: bool = True, extra: str = "",
+                 anonymous: bool = True) -> None:
         self.dir = Path(tmp) / f"mosquitto-{id(self):x}"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.conf = self.dir / "mosquitto.conf"
         # Started as root, mosquitto drops to the user "mosquitto", who cannot read pytest's private
         # tmp folders; naming the current user keeps it (ignored when not root).
