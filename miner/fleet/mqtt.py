@@ -34,6 +34,7 @@ import concurrent.futures
 import json
 import logging
 import math
+import random
 import re
 import socket
 import threading
@@ -329,8 +330,8 @@ class MqttBridge:
         self._suppressed: dict[str, int] = {}
         self._discovery: dict[str, bytes] = {}   # config topic -> payload last published
         self._device_topics: dict[int, str] = {}
+        self._resend_discovery = threading.Event()   # set on connect: the broker may have lost them
         self.published = 0                       # telemetry messages sent (state + devices)
-        self.native_ids: set[int] = set()        # kernel thread ids of this bridge's threads (benchmarks)
 
         c = _bounded_client_class(paho)(CallbackAPIVersion.VERSION2, client_id=f"miner-{ident}",
                                         protocol=paho.MQTTv5)
@@ -348,7 +349,9 @@ class MqttBridge:
         elif cafile or insecure:
             log.warning("MQTT: --mqtt-cert/--mqtt-insecure apply to mqtts:// only; %s is plain TCP", url)
         c.will_set(self.availability_topic, hass.NOT_AVAILABLE, qos=1, retain=True)
-        c.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        # Back-off doubles from a first delay of 1-2 s, drawn per process: rigs that lose the broker
+        # together (a broker restart) do not all come back in the same instant.
+        c.reconnect_delay_set(RECONNECT_MIN_S * (1.0 + random.random()), RECONNECT_MAX_S)
         self._props = Properties(PacketTypes.CONNECT)
         self._props.MaximumPacketSize = MAX_PACKET_BYTES
         self._client = c
@@ -400,7 +403,6 @@ class MqttBridge:
 
     # -- paho callbacks (paho's network thread) ---------------------------------------------
     def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
-        self.native_ids.add(threading.get_native_id())
         if reason_code.is_failure:
             # Refused (bad credentials, say): paho drops the connection and retries with back-off.
             self._set_link(Link.DOWN, logging.WARNING, "MQTT: %s refused the connection: %s; mining goes on, "
@@ -410,7 +412,7 @@ class MqttBridge:
         if self._link == Link.CLOSED:
             return
         client.publish(self.availability_topic, hass.AVAILABLE, qos=1, retain=True)
-        self._discovery.clear()     # the broker may have lost them (no persistence): send them all again
+        self._resend_discovery.set()    # a broker without persistence lost them: send them all again
         # Fresh subscriptions: the broker replays each retained command, so a pause set while
         # this miner (or the broker) was away is obeyed now.
         client.subscribe([(t, 1) for t in self.commands])
@@ -495,7 +497,6 @@ class MqttBridge:
                 tuple((d.id, d.status) for d in s.devices))
 
     def _telemetry_loop(self) -> None:
-        self.native_ids.add(threading.get_native_id())
         last_sig: tuple | None = None
         next_due = 0.0
         while not self._stop.is_set():
@@ -533,6 +534,9 @@ class MqttBridge:
         self.published += 1 + len(snap.devices)
 
     def _publish_discovery(self, snap: MinerSnapshot) -> None:
+        if self._resend_discovery.is_set():
+            self._resend_discovery.clear()
+            self._discovery = {}
         msgs = {t: encode(p) for t, p in
                 hass.discovery_messages(self.ident, self.base, self.discovery_prefix, snap, self.version).items()}
         if msgs == self._discovery:
