@@ -381,14 +381,18 @@ def test_tls_is_verified_against_the_given_ca(tmp_path, caplog):
             assert not untrusted.connected
             untrusted.close()
         assert "certificate verify failed" in caplog.text
-        trusted = mqtt.MqttBridge(ctl, Curtailer(ctl), url, "rig1", cafile=str(ca)).start()
-        try:
-            end = time.monotonic() + 10
-            while not trusted.connected and time.monotonic() < end:
-                time.sleep(0.05)
-            assert trusted.connected
-        finally:
-            trusted.close()
+        for kw in ({"cafile": str(ca)}, {"insecure": True}):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="miner.fleet.mqtt"):
+                bridge = mqtt.MqttBridge(ctl, Curtailer(ctl), url, "rig1", **kw).start()
+                try:
+                    end = time.monotonic() + 10
+                    while not bridge.connected and time.monotonic() < end:
+                        time.sleep(0.05)
+                    assert bridge.connected, kw
+                finally:
+                    bridge.close()
+            assert ("verification is OFF" in caplog.text) == ("insecure" in kw)
     finally:
         b.kill()
 
@@ -417,3 +421,13 @@ def test_flags_and_config_key(tmp_path):
         with pytest.raises(ConfigError):
             cli.parse_args(bad)
     assert cli.parse_args(["--mqtt-fleet-topic", ""]).mqtt_fleet_topic == ""
+
+
+def test_an_anonymous_broker_beyond_this_machine_is_warned_about(caplog):
+    ctl = FakeControl()
+    with caplog.at_level(logging.WARNING, logger="miner.fleet.mqtt"):
+        mqtt.MqttBridge(ctl, Curtailer(ctl), mqtt.parse_url("mqtt://192.0.2.1"), "rig1")
+        mqtt.MqttBridge(ctl, Curtailer(ctl), mqtt.parse_url("mqtt://localhost"), "rig1")
+        mqtt.MqttBridge(ctl, Curtailer(ctl), mqtt.parse_url("mqtt://u:p@192.0.2.1"), "rig1")
+    warned = [r.getMessage() for r in caplog.records if "no login" in r.getMessage()]
+    assert len(warned) == 1 and "192.0.2.1" in warned[0]

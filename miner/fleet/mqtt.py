@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import ipaddress
 import json
 import logging
 import math
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -246,6 +248,13 @@ def _why(err: BaseException | None) -> str:
     return str(err) or type(err).__name__
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class PacketTooLarge(ConnectionError):
     pass
 
@@ -341,13 +350,18 @@ class MqttBridge:
             c.username_pw_set(url.username, url.password)
         if url.tls:
             from miner.stratum.config import make_ssl_context  # the pool's TLS rules: verified by default
-            ctx = make_ssl_context(cafile, insecure)
-            c.tls_set_context(ctx)
+            ctx = make_ssl_context(cafile, False)
             if insecure:
-                c.tls_insecure_set(True)
-                log.warning("MQTT: --mqtt-insecure: the broker's TLS certificate is NOT verified")
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                log.warning("MQTT: TLS certificate verification is OFF (--mqtt-insecure): the broker's "
+                            "identity is not checked")
+            c.tls_set_context(ctx)      # paho checks the host name as the context says
         elif cafile or insecure:
             log.warning("MQTT: --mqtt-cert/--mqtt-insecure apply to mqtts:// only; %s is plain TCP", url)
+        if url.username is None and not _is_loopback(url.host):
+            log.warning("MQTT: no login for %s, a broker beyond this machine: whoever may publish there can "
+                        "pause this miner; give mqtt://USER:PASS@... and restrict the topics in the broker", url)
         c.will_set(self.availability_topic, hass.NOT_AVAILABLE, qos=1, retain=True)
         # Back-off doubles from a first delay of 1-2 s, drawn per process: rigs that lose the broker
         # together (a broker restart) do not all come back in the same instant.
