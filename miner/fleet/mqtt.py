@@ -180,7 +180,7 @@ def state_payload(s: MinerSnapshot, reasons: dict[str, str] | None = None) -> di
     hr = s.hashrate
     pool = next((p for p in s.pools if p.id == s.current_pool), None)
     temps = [d.temperature_c for d in s.devices if d.temperature_c is not None]
-    if reasons is None:
+    if not reasons:     # paused from outside the Curtailer: the engine's own reason string
         reasons = {"engine": s.pause_reason} if s.paused else {}
     return {
         "time": round(time.time(), 3), "version": s.version, "uptime": round(s.elapsed, 1),
