@@ -1,7 +1,7 @@
 """The `miner` command with --mqtt-url, end to end: a real mosquitto, the real test pool
 (stratum-pool-sha256), real miner processes.
 
-- discovery and retained state appear; the state's share counts are the pool's and the API's;
+- discovery and retained state appear; the state's share counts are the pool's, the API's and /metrics';
 - OFF on the miner's topic stops hashing within a second while the pool session stays up, ON brings
   it back, garbage changes nothing;
 - killing the broker keeps mining going; restarting it restores telemetry and commands; a retained
@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -37,6 +38,7 @@ class MinerProc:
                                      stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir())
         self.lines: list[str] = []
         self.api_port: int | None = None
+        self.metrics_port: int | None = None
         self._api = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -47,10 +49,21 @@ class MinerProc:
             if m := re.search(r"API listening on 127\.0\.0\.1:(\d+)", line):
                 self.api_port = int(m.group(1))
                 self._api.set()
+            if m := re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line):
+                self.metrics_port = int(m.group(1))
 
     def api(self, cmd: str) -> dict:
         assert self._api.wait(30), self.text()
         return api_ask(self.api_port, cmd)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a /metrics sample over the series matching labels."""
+        from prometheus_client.parser import text_string_to_metric_families
+        assert self.metrics_port, self.text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
     def count(self, pattern: str) -> int:
         return sum(1 for ln in list(self.lines) if re.search(pattern, ln))
@@ -72,7 +85,7 @@ class MinerProc:
 def pool_miner(pool, broker_port: int, ident: str, *extra: str) -> MinerProc:
     return MinerProc("-o", pool.url, "-u", pool.user, "-p", pool.password, "-t", "1",
                      "--mqtt-url", f"mqtt://127.0.0.1:{broker_port}", "--mqtt-id", ident, "--mqtt-interval", "0.5",
-                     "--api-port", "0", "--api-allow", "W:127.0.0.1", "--time-limit", "150", "--status-interval", "60",
+                     "--api-port", "0", "--api-allow", "W:127.0.0.1", "--metrics-port", "0", "--time-limit", "150", "--status-interval", "60",
                      *extra)
 
 
@@ -127,11 +140,13 @@ def test_discovery_state_pause_resume_and_garbage(real_pool, broker, procs):
     assert s2["pool_status"] == "alive"
     assert m.api("pools")["POOLS"][0]["Status"] == "Alive"
 
-    # the numbers agree: the pool's verdicts, the API's summary and the MQTT state (frozen while paused)
+    # the numbers agree: the pool's verdicts, the API's summary, /metrics and the MQTT state (frozen while paused)
     summary = m.api("summary")["SUMMARY"][0]
     s3 = state_after(w, "miner/rig1/state", time.time())
-    assert s3["accepted"] == summary["Accepted"] == real_pool.valid
+    assert s3["accepted"] == summary["Accepted"] == real_pool.valid == m.metric("miner_shares_total",
+                                                                                 result="accepted")
     assert s3["rejected"] == summary["Rejected"] == real_pool.invalid
+    assert m.metric("miner_paused") == 1.0
     assert int(s3["best_share"]) == summary["Best Share"]
 
     # garbage: one warning, nothing changes
