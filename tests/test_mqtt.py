@@ -18,12 +18,12 @@ import time
 
 import pytest
 
-from fleet_control import FakeControl, device, pool
+from fleet_control import FakeControl, device
 from miner.errors import ConfigError
 from miner.fleet import hass, mqtt
-from miner.fleet.api import ApiCommands, ApiRequest
+from miner.fleet.api import ApiCommands
 from miner.fleet.curtail import Curtailer
-from mqtt_broker import Broker, Watcher, free_port, retained
+from mqtt_broker import Broker, Watcher, retained
 
 jinja2 = pytest.importorskip("jinja2")
 
