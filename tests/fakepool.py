@@ -160,6 +160,7 @@ class FakePool:
         self.port = 0
         self.on_message: Callable[[Client, dict], bool] | None = None   # return True if handled
         self.session_ids: dict[str, str] = {}                           # session id -> extranonce1
+        self.session_jobs: dict[str, dict[str, FakeJob]] = {}           # session id -> its jobs
         self._server: asyncio.base_events.Server | None = None
         self._counter = 0
         self._changed = asyncio.Event()
@@ -255,6 +256,7 @@ class FakePool:
                 c.extranonce1 = self._next_en1(self.extranonce1)
             sid = f"sess{c.extranonce1}"
             self.session_ids[sid] = c.extranonce1
+            c.jobs = self.session_jobs.setdefault(sid, c.jobs)       # a resumed session keeps its jobs
             c.subscribed = True
             c.send({"id": mid, "result": [[["mining.set_difficulty", sid], ["mining.notify", sid]],
                                           c.extranonce1, c.extranonce2_size], "error": None})

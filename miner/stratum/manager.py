@@ -478,7 +478,7 @@ class PoolManager:
             log.warning("%s", e)
             self._session = self._active = None
             p.redirect_port = None
-            p.resume = None
+            # p.resume is kept: a pool that was briefly unreachable may still know our session.
             self._fail(p, str(e))
             return
         p.failures = 0
