@@ -423,3 +423,36 @@ def test_miner_command_keeps_mining_through_foreign_reconnects_on_every_connecti
     final = [e for e in map(json.loads, out.splitlines()) if e.get("event") == "hashrate"][-1]
     assert final["accepted"] == len(pool.accepted) and final["rejected"] == 0
     assert err.count("client.reconnect to another host") == 1
+
+
+def test_miner_command_summary_counts_shares_unanswered_at_shutdown():
+    """The pool credits shares whose replies it holds back; at Ctrl-C the summary counts every one of
+    them (stale, "not answered before shutdown") instead of letting them vanish."""
+    async def go():
+        pool = await FakePool(difficulty=1e-3).start()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "miner", "-o", pool.url, "-u", "worker.1", "-p", "x", "-t", "1",
+            "--time-limit", "60", "--json", "--log-level", "info", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, cwd=tempfile.gettempdir())
+        try:
+            await pool.wait(lambda: len(pool.accepted) >= 3, timeout=40)
+            pool.submit_delay = 60.0             # credited on arrival, answered after the miner is gone
+            n = len(pool.accepted)
+            await pool.wait(lambda: len(pool.accepted) >= n + 3, timeout=40)
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGINT)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            await asyncio.sleep(0.3)             # the pool judges what was still on the wire
+            await pool.stop()
+        return pool, proc.returncode, out.decode(), err.decode()
+
+    pool, code, out, err = arun(go(), timeout=120)
+    assert code == 0, err[-3000:]
+    events = list(map(json.loads, out.splitlines()))
+    final = [e for e in events if e.get("event") == "hashrate"][-1]
+    stale = [e for e in events if e.get("event") == "share" and e["result"] == "stale"]
+    assert final["final"] and final["rejected"] == 0 and final["stale"] >= 3
+    assert final["accepted"] + final["stale"] == len(pool.accepted), (final, len(pool.accepted))
+    assert {e["reason"] for e in stale} == {"not answered before shutdown"}
+    assert not pool.rejected
