@@ -86,7 +86,7 @@ def test_same_host_reconnect_loop_is_rate_limited_by_the_capped_backoff(caplog):
             h.mgr.submit(await mine(job))
             await pool.wait(lambda: pool.accepted)
             await h.wait(lambda: h.shares("accepted"))
-            assert loop.time() - t0 < 12
+            assert loop.time() - t0 < 20         # mining resumed soon after the pool settled
             assert (snap(h).accepted, snap(h).rejected) == (len(pool.accepted), 0) == (1, 0)
         await pool.stop()
 
