@@ -209,6 +209,36 @@ def test_hung_pool_is_probed_then_reconnected_and_the_held_share_resubmitted(cap
     no_tracebacks(caplog)
 
 
+def test_the_probe_is_harmless_to_the_real_pool(real_pool):
+    """The probe is a repeated mining.authorize on the live session: stratum-pool-sha256 answers it at
+    once and the session goes on as before (same extranonce, no new job, the next share valid)."""
+    from miner.stratum.session import Endpoint, StratumSession
+
+    jobs = []
+
+    async def go():
+        s = StratumSession(0, Endpoint("127.0.0.1", real_pool.port, False), real_pool.user, real_pool.password,
+                           on_job=jobs.append, on_event=lambda k, d: None, agent="miner-test/1",
+                           version_rolling=True, version_mask=0x1FFFE000, suggest_difficulty=None,
+                           extranonce_subscribe=False, ssl_context=None)
+        await s.start()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 20
+        while not jobs:
+            assert loop.time() < end, "no job"
+            await asyncio.sleep(0.02)
+        en1, n_jobs = s.extranonce1, len(jobs)
+        res = await s._call("mining.authorize", [real_pool.user, real_pool.password], Timeouts().probe)
+        ok = await s.submit(await mine(jobs[-1], 3))
+        await s.close()
+        return res, ok, en1 == s.extranonce1, len(jobs) == n_jobs
+
+    res, ok, same_en1, no_new_job = arun(go(), timeout=60)
+    assert res.result is True and res.error is None
+    assert ok == (True, None) and same_en1 and no_new_job
+    assert [v["valid"] for v in real_pool.wait_shares(1)] == [True]
+
+
 def test_hung_primary_fails_over_to_the_backup_within_30_s():
     """The `miner` command with the default timeouts, one CPU thread, two pools: the primary stops
     answering (socket kept open, new connections accepted but never answered)."""
