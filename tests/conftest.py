@@ -138,7 +138,9 @@ class RealPool:
         self.stub.stop()
 
 
-def start_real_pool(difficulty: float = 0.001, user: str = "tester.worker1", password: str = "rp-S3cret-pw") -> RealPool:
+def start_real_pool(difficulty: float = 0.001, user: str = "tester.worker1", password: str = "rp-S3cret-pw",
+                    extra_args: tuple[str, ...] = ()) -> RealPool:
+    """extra_args go to tests/pool/launch.js (e.g. ("--reconnect-every", "2"))."""
     node = shutil.which("node")
     if node is None:
         pytest.fail(f"node is not installed; the real-pool tests need Node.js >= 18 ({NPM_HINT})")
@@ -147,7 +149,8 @@ def start_real_pool(difficulty: float = 0.001, user: str = "tester.worker1", pas
     stub = _load_stub().BitcoindStub().start()
     port = free_port()
     proc = subprocess.Popen(
-        [node, "launch.js", "--stratum-port", str(port), "--rpc-port", str(stub.port), "--diff", repr(difficulty)],
+        [node, "launch.js", "--stratum-port", str(port), "--rpc-port", str(stub.port), "--diff", repr(difficulty),
+         *extra_args],
         cwd=POOL_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
         start_new_session=True)   # own process group: teardown kills node and anything it spawned
     pool = RealPool(f"stratum+tcp://127.0.0.1:{port}", user, password, port, difficulty, stub, proc)

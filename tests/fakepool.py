@@ -3,7 +3,9 @@
 It speaks the real protocol and judges shares itself with hashlib (coinbase, merkle root, header,
 target from the difficulty it issued with the job), so a test can tell a good share from a bad one
 exactly as a pool would. Tests script faults through its methods: send any line (or garbage) to a
-client, drop connections, delay replies, ask for a reconnect, change extranonce or difficulty.
+client, drop connections, delay replies (each submit judged on arrival, its reply sent later, other
+requests answered meanwhile), hang (read everything, answer nothing, accept new connections but
+never answer them, like a stuck pool process), ask for a reconnect, change extranonce or difficulty.
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ class Client:
     jobs: dict[str, FakeJob] = field(default_factory=dict)
     difficulty: float = 1.0
     closed: bool = False
+    job_sent: bool = False
 
     def send(self, obj: Any) -> None:
         self.send_raw(json.dumps(obj).encode() + b"\n")
@@ -146,14 +149,18 @@ class FakePool:
         self.send_job_on_authorize = send_job_on_authorize
         self.reply_submits = reply_submits
         self.submit_delay = 0.0
+        self.hung = False                                               # read everything, answer nothing
+        self.after_authorize: Callable[[Client], None] | None = None    # e.g. send a client.reconnect
         self.clients: list[Client] = []
         self.seen: set = set()
         self.accepted: list[list] = []
+        self.accepted_at: list[float] = []                              # loop time of each accept
         self.rejected: list[tuple[list, Any]] = []
         self.job = make_job(1, difficulty)
         self.port = 0
         self.on_message: Callable[[Client, dict], bool] | None = None   # return True if handled
         self.session_ids: dict[str, str] = {}                           # session id -> extranonce1
+        self.session_jobs: dict[str, dict[str, FakeJob]] = {}           # session id -> its jobs
         self._server: asyncio.base_events.Server | None = None
         self._counter = 0
         self._changed = asyncio.Event()
@@ -223,6 +230,8 @@ class FakePool:
                     continue
                 c.received.append(msg)
                 self._changed.set()
+                if self.hung:
+                    continue
                 if self.on_message is not None and self.on_message(c, msg):
                     continue
                 await self._handle(c, msg)
@@ -247,29 +256,45 @@ class FakePool:
                 c.extranonce1 = self._next_en1(self.extranonce1)
             sid = f"sess{c.extranonce1}"
             self.session_ids[sid] = c.extranonce1
+            c.jobs = self.session_jobs.setdefault(sid, c.jobs)       # a resumed session keeps its jobs
             c.subscribed = True
             c.send({"id": mid, "result": [[["mining.set_difficulty", sid], ["mining.notify", sid]],
                                           c.extranonce1, c.extranonce2_size], "error": None})
         elif method == "mining.authorize":
+            first = not c.authorized
             c.authorized = self.authorize_result
-            if self.send_job_on_authorize and self.authorize_result:
+            if self.send_job_on_authorize and self.authorize_result and not c.job_sent:
                 # Like several real pools: difficulty and the first job before the authorize reply.
+                c.job_sent = True
                 c.set_difficulty(self.job.difficulty)
                 c.notify(self.job, clean=True)
             c.send({"id": mid, "result": self.authorize_result,
                     "error": None if self.authorize_result else [24, "Unauthorized worker", None]})
+            if first and c.authorized and self.after_authorize is not None:
+                self.after_authorize(c)
         elif method == "mining.submit":
-            if self.submit_delay:
-                await asyncio.sleep(self.submit_delay)
             ok, err = c.judge(params)
-            (self.accepted.append(params) if ok else self.rejected.append((params, err)))
+            if ok:
+                self.accepted.append(params)
+                self.accepted_at.append(asyncio.get_running_loop().time())
+            else:
+                self.rejected.append((params, err))
             self._changed.set()
-            if self.reply_submits and not c.closed:
-                c.send({"id": mid, "result": ok, "error": err})
+            if self.reply_submits:
+                reply = {"id": mid, "result": ok, "error": err}
+                if self.submit_delay:
+                    asyncio.get_running_loop().call_later(self.submit_delay, self._late_send, c, reply)
+                else:
+                    c.send(reply)
         elif method in ("mining.extranonce.subscribe", "mining.suggest_difficulty"):
             c.send({"id": mid, "result": True, "error": None})
         elif mid is not None and method is not None:
             c.send({"id": mid, "result": None, "error": [20, "Unknown method", None]})
+
+
+    def _late_send(self, c: Client, reply: dict) -> None:
+        if not self.hung:
+            c.send(reply)
 
 
 def mine_share(job, counter: int = 0, start: int = 0, span: int = 1 << 26, version: int | None = None,

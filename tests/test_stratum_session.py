@@ -303,9 +303,13 @@ def test_reconnect_followed_only_to_the_same_host(caplog):
             await b.wait(lambda: b.clients and b.client.authorized)
             job = await h.wait_jobs(2)
             assert job.extranonce1 == bytes.fromhex("0b0b0b0b") and job.clean
+            await h.wait(lambda: len(h.pool_events("connected")) == 2)
             b.client.send({"id": None, "method": "client.reconnect", "params": ["evil.example", a.port, 0]})
-            await a.wait(lambda: len(a.clients) == 2 and a.client.authorized)   # refused: the configured URL
-            assert len(b.clients) == 1
+            # Refused, and the session at b keeps mining (cgminer's rule): no new connection anywhere.
+            h.mgr.submit(mine_share(job))
+            await b.wait(lambda: b.accepted)
+            await h.wait(lambda: h.shares("accepted"))
+            assert len(a.clients) == 1 and len(b.clients) == 1 and not b.client.closed
         await a.stop()
         await b.stop()
 
@@ -389,6 +393,7 @@ def test_failover_and_return_to_primary(caplog):
         async with Harness([primary.url, backup.url], failover_after=2, primary_probe_interval=0.3) as h:
             job = await h.wait_jobs(1)
             assert job.pool_id == 1 and h.mgr.active_pool_id == 1
+            await h.wait(lambda: h.pool_events("connected"))     # the job comes before the authorize reply
             assert len(h.pool_events("failed")) >= 2
             snaps = h.mgr.snapshots()
             assert snaps[0].status == "dead" and snaps[1].status == "alive"
@@ -445,16 +450,17 @@ def test_unauthorized_worker_fails_over(caplog):
     assert PASSWORD not in caplog.text
 
 
-def test_submit_reply_timeout_is_counted():
+def test_submit_a_live_pool_never_answers_is_counted_after_the_give_up_bound():
     async def go():
         pool = await FakePool(difficulty=D).start()
-        t = Timeouts(connect=2.0, handshake=2.0, reply=0.3, silence=30.0)
+        t = Timeouts(connect=2.0, handshake=2.0, reply=0.3, probe=0.5, give_up=1.5, silence=30.0)
         async with Harness([pool.url], timeouts=t) as h:
             job = await h.wait_jobs(1)
-            pool.reply_submits = False
+            pool.reply_submits = False           # submits only; the probe (mining.authorize) is answered
             h.mgr.submit(mine_share(job))
             await h.wait(lambda: h.shares("rejected"))
             assert h.mgr.snapshots()[0].reject_reasons == {"no reply from pool": 1}
+            assert len(pool.clients) == 1 and pool.client.requests("mining.authorize")[1:]   # probed, kept
         await pool.stop()
 
     arun(go())

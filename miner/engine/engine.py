@@ -145,8 +145,13 @@ class Engine:
         """New job from the pool manager (loop thread)."""
         with self._cond:
             first = self._job is None
+            if not _same_template(self._job, job):
+                self._stream_counter = 0
+            else:
+                # The pool re-issued this job (new extranonce or version mask): continue from the
+                # extranonce2 already reached rather than redo finished work from 0.
+                log.debug("job %s re-issued; continuing at extranonce2 #%d", job.job_id, self._stream_counter)
             self._job = job
-            self._stream_counter = 0
             if job.clean or first:
                 self._generation += 1
                 self._generation_time = time.perf_counter()
@@ -283,6 +288,8 @@ class Engine:
         result = data.get("result")
         diff = float(data.get("difficulty") or 0.0)
         if st is not None:
+            if data.get("corrects") == "rejected":   # a late reply: the share was counted rejected
+                st.rejected = max(0, st.rejected - 1)
             if result == "accepted":
                 st.accepted += 1
                 st.difficulty_accepted += diff
@@ -557,6 +564,14 @@ class Engine:
     @property
     def device_names(self) -> list[str]:
         return [s.device.name for s in self._devices]
+
+
+def _same_template(old: Job | None, new: Job) -> bool:
+    """The same pool job (coinbase, branch, header fields): only the extranonce or mask can differ."""
+    return (old is not None and old.pool_id == new.pool_id and old.job_id == new.job_id
+            and old.prevhash == new.prevhash and old.coinb1 == new.coinb1 and old.coinb2 == new.coinb2
+            and old.merkle_branch == new.merkle_branch and old.version == new.version
+            and old.nbits == new.nbits and old.ntime == new.ntime)
 
 
 async def _call(fn, *args):

@@ -7,9 +7,11 @@ and given up for the next one after ``failover_after`` failures in a row; while 
 is active the higher ones are probed and, once one answers, mining goes back to it.
 
 Shares: never sent twice (key set), never sent for a dropped job (counted stale), re-checked on the
-host before sending. A share whose reply is lost with the connection is resubmitted on a resumed
-session (the pool gave back the same extranonce1 and still knows the job) or counted stale; both get
-a log line.
+host before sending. A share whose reply is lost with the connection (a drop, a hung pool) is held and
+resubmitted on a resumed session (the pool gave back the same extranonce1 and still knows the job) or
+counted stale; both get a log line. A share a live pool leaves unanswered past Timeouts.give_up is
+counted rejected "no reply from pool" until a late reply corrects it. At shutdown every share still
+unanswered or held is counted stale, "not answered before shutdown" / "not sent before shutdown".
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from miner.engine.difficulty import hash_value
 from miner.errors import ConfigError, PoolError
 from miner.engine.job import Job, Share, dsha256
 from miner.engine.stats import PoolSnapshot
+from miner.stratum import codec
 from miner.stratum.config import PoolConfig, make_ssl_context
 from miner.stratum.session import Endpoint, ResumeState, StratumSession, Timeouts
 
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 
 MAX_SEEN = 1 << 16      # share keys remembered for duplicate detection
 MAX_HELD = 1024         # shares waiting for a reconnect
+STABLE_SESSION = 60.0   # a session that lived this long (seconds) resets the back-off counters
+NO_REPLY = "no reply from pool"
 
 
 @dataclass
@@ -42,6 +47,7 @@ class _Pool:
     enabled: bool = True
     status: str = "connecting"      # alive | dead | disabled | connecting
     failures: int = 0
+    redirects: int = 0              # client.reconnect requests in a row on short sessions
     next_try: float = 0.0           # monotonic
     redirect_port: int | None = None
     resume: ResumeState | None = None
@@ -217,18 +223,24 @@ class PoolManager:
     async def close(self, timeout: float = 5.0) -> None:
         """Wait (bounded) for submits in flight, then disconnect. Safe to call twice."""
         self._closing = True
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        # Shares submitted while we wait (the devices' last results) are waited for too.
+        while self._inflight and loop.time() < end:
+            await asyncio.wait(set(self._inflight), timeout=end - loop.time())
         if self._inflight:
-            done, pending = await asyncio.wait(set(self._inflight), timeout=timeout)
-            if pending:
-                log.warning("%d share(s) still unanswered at shutdown", len(pending))
-                for t in pending:
-                    t.cancel()
+            log.warning("%d share(s) still unanswered at shutdown; counted stale", len(self._inflight))
+        # Ending the session fails the submits still waiting: _submit counts each one stale.
+        self._end_session("shutting down")
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=1.0)
+        for t in list(self._inflight):
+            t.cancel()
         for p in self._pools.values():
             if p.held:
                 log.warning("pool %d: %d share(s) held for a reconnect counted stale at shutdown", p.id, len(p.held))
                 while p.held:
                     self._count_stale(p, p.held.popleft(), "not sent before shutdown")
-        self._end_session("shutting down")
         if self._session is not None:
             await self._session.close()
         self._kick()
@@ -262,6 +274,9 @@ class PoolManager:
         if self._active is not p or s is None or s.closed or not s.authorized:
             if self._active is not None and self._active is not p:
                 self._count_stale(p, share, "pool no longer active")
+                return
+            if self._closing:
+                self._count_stale(p, share, "not sent before shutdown")
                 return
             if self._hold(p, share):
                 log.info("pool %d: not connected; share for job %s held for the reconnect", p.id, share.job.job_id)
@@ -304,28 +319,53 @@ class PoolManager:
         task.add_done_callback(self._inflight.discard)
 
     async def _submit(self, p: _Pool, s: StratumSession, share: Share) -> None:
+        sent = time.monotonic()
         try:
-            ok, reason = await s.submit(share)
+            ok, reason = await s.submit(share, on_late=lambda ok, why: self._late_reply(p, share, ok, why, sent))
         except asyncio.TimeoutError:
-            self._count_rejected(p, share, "no reply from pool")
+            self._count_rejected(p, share, NO_REPLY)
             return
         except PoolError:
+            if self._closing:
+                self._count_stale(p, share, "not answered before shutdown")
+                return
             # Sent, but the reply died with the connection: retry on a resumed session or count stale.
             if self._hold(p, share):
                 log.info("pool %d: connection lost before the reply to share on job %s; holding it for the reconnect",
                          p.id, share.job.job_id)
             return
-        job = share.job
         if ok:
-            p.accepted += 1
-            p.diff_accepted += float(job.difficulty)
-            p.best_share = max(p.best_share, share.difficulty)
-            p.last_share_time = time.time()
-            log.info("pool %d: share accepted (diff %.4g / %.4g) from %s", p.id, share.difficulty,
-                     float(job.difficulty), share.device or "?")
-            self._event("share", self._share_data(share, "accepted", None))
+            self._count_accepted(p, share)
         else:
             self._count_rejected(p, share, reason or "rejected")
+
+    def _count_accepted(self, p: _Pool, share: Share, corrects: str | None = None) -> None:
+        job = share.job
+        p.accepted += 1
+        p.diff_accepted += float(job.difficulty)
+        p.best_share = max(p.best_share, share.difficulty)
+        p.last_share_time = time.time()
+        log.info("pool %d: share accepted (diff %.4g / %.4g) from %s", p.id, share.difficulty,
+                 float(job.difficulty), share.device or "?")
+        self._event("share", self._share_data(share, "accepted", None, corrects))
+
+    def _late_reply(self, p: _Pool, share: Share, ok: bool, reason: str | None, sent: float) -> None:
+        """The pool answered a share already counted rejected for want of a reply: correct the count."""
+        if self._pools.get(p.id) is not p:
+            return
+        p.rejected -= 1
+        p.diff_rejected -= float(share.job.difficulty)
+        left = p.reject_reasons.get(NO_REPLY, 0) - 1
+        if left > 0:
+            p.reject_reasons[NO_REPLY] = left
+        else:
+            p.reject_reasons.pop(NO_REPLY, None)
+        log.info("pool %d: late reply (after %.0f s) to the share on job %s: %s; count corrected", p.id,
+                 time.monotonic() - sent, share.job.job_id, "accepted" if ok else f"rejected: {reason}")
+        if ok:
+            self._count_accepted(p, share, corrects="rejected")
+        else:
+            self._count_rejected(p, share, reason or "rejected", corrects="rejected")
 
     def _hold(self, p: _Pool, share: Share) -> bool:
         """Keep a share for the reconnect; a full hold queue counts it stale instead (never dropped silently)."""
@@ -335,13 +375,13 @@ class PoolManager:
         p.held.append(share)
         return True
 
-    def _count_rejected(self, p: _Pool, share: Share, reason: str) -> None:
+    def _count_rejected(self, p: _Pool, share: Share, reason: str, corrects: str | None = None) -> None:
         p.rejected += 1
         p.diff_rejected += float(share.job.difficulty)
         p.reject_reasons[reason] = p.reject_reasons.get(reason, 0) + 1
         log.warning("pool %d: share rejected: %s (job %s, from %s)", p.id, reason, share.job.job_id,
                     share.device or "?")
-        self._event("share", self._share_data(share, "rejected", reason))
+        self._event("share", self._share_data(share, "rejected", reason, corrects))
 
     def _count_stale(self, p: _Pool, share: Share, why: str) -> None:
         p.stale += 1
@@ -351,10 +391,13 @@ class PoolManager:
         self._event("share", self._share_data(share, "stale", why))
 
     @staticmethod
-    def _share_data(share: Share, result: str, reason: str | None) -> dict:
-        return {"result": result, "reason": reason, "pool": share.job.pool_id, "device": share.device,
+    def _share_data(share: Share, result: str, reason: str | None, corrects: str | None = None) -> dict:
+        data = {"result": result, "reason": reason, "pool": share.job.pool_id, "device": share.device,
                 "job_id": share.job.job_id, "difficulty": share.difficulty,
                 "target_difficulty": float(share.job.difficulty), "block": share.is_block}
+        if corrects is not None:
+            data["corrects"] = corrects     # this verdict replaces an earlier one for the same share
+        return data
 
     def _flush_held(self, p: _Pool, s: StratumSession) -> None:
         while p.held:
@@ -427,14 +470,15 @@ class PoolManager:
             label=f"pool {p.id} ({ep.host}:{ep.port})")
         previous = self._last_job_pool
         self._session, self._active = session, p
-        log.info("pool %d: connecting to %s", p.id, cfg.safe_url)
+        log.info("pool %d: connecting to %s%s", p.id, cfg.safe_url,
+                 f" (port {ep.port}, as the pool asked)" if p.redirect_port else "")
         try:
             await session.start()
         except PoolError as e:
             log.warning("%s", e)
             self._session = self._active = None
             p.redirect_port = None
-            p.resume = None
+            # p.resume is kept: a pool that was briefly unreachable may still know our session.
             self._fail(p, str(e))
             return
         p.failures = 0
@@ -459,31 +503,45 @@ class PoolManager:
         self._session = self._active = None
         p.connected_since = None
         p.resume = session.resume_state() if session.extranonce1 else None
-        log.log(logging.INFO if self._closing or reason.startswith("left:") else logging.WARNING,
-                "pool %d: disconnected (%s)", p.id, reason)
+        expected = self._closing or reason.startswith("left:") or session.reconnect_to is not None
+        log.log(logging.INFO if expected else logging.WARNING, "pool %d: disconnected (%s)", p.id, reason)
         self._event("pool", {"pool": p.id, "state": "disconnected", "reason": reason, "url": cfg.safe_url})
         if self._closing:
             return
         rc = session.reconnect_to
+        lived = time.monotonic() - started
         if rc is not None:
-            self._follow_redirect(p, rc)
+            self._follow_redirect(p, rc, lived)
         elif reason.startswith("left:"):
             p.next_try = 0.0
+        elif session.hung:
+            self._fail_hung(p, reason)
         else:
             # A connection that lived a while is a fresh start for the backoff.
-            p.failures = 0 if time.monotonic() - started > 60 else p.failures
+            p.failures = 0 if lived > STABLE_SESSION else p.failures
             self._fail(p, reason)
 
-    def _follow_redirect(self, p: _Pool, rc) -> None:
-        host = rc.host
-        if host is not None and host.lower() != p.config.host.lower():
-            log.warning("pool %d: client.reconnect to another host (%s) refused; reconnecting to %s",
-                        p.id, host, p.config.safe_url)
-            p.redirect_port = None
-        elif rc.port is not None:
+    def _follow_redirect(self, p: _Pool, rc, lived: float) -> None:
+        """A same-host client.reconnect (the session refuses others). A pool that asks again and again
+        is followed with the capped back-off of disconnects, whatever wait it asks for."""
+        if rc.port is not None:
             p.redirect_port = rc.port
-        p.next_try = time.monotonic() + rc.wait
+        p.redirects = p.redirects + 1 if lived < STABLE_SESSION else 0
+        delay = rc.wait
+        if p.redirects:
+            delay = max(delay, self._backoff(p.redirects))
+            if p.redirects > 1:
+                log.warning("pool %d: %d reconnect requests in a row; waiting %.1f s", p.id, p.redirects, delay)
+        p.next_try = time.monotonic() + delay
         p.status = "connecting"
+
+    def _fail_hung(self, p: _Pool, reason: str) -> None:
+        """A pool that stopped answering: with another pool to go to, fail over at once."""
+        others = [q for q in self._pools.values() if q is not p and q.enabled]
+        if others and p.failures < self.failover_after:
+            p.failures = self.failover_after - 1
+            log.warning("pool %d (%s): not answering; failing over", p.id, p.config.safe_url)
+        self._fail(p, reason)
 
     def _job_from(self, job: Job) -> None:
         p = self._pools.get(job.pool_id)
@@ -529,17 +587,27 @@ class PoolManager:
                     return
 
     async def _reachable(self, p: _Pool) -> bool:
+        """Does the pool answer a mining.subscribe? (A hung pool still accepts TCP connections.)"""
+        cfg = p.config
+        ctx = self._ssl if cfg.tls else None
         try:
-            _, w = await asyncio.wait_for(asyncio.open_connection(p.config.host, p.config.port),
-                                          self.timeouts.connect)
-        except (OSError, asyncio.TimeoutError):
+            r, w = await asyncio.wait_for(
+                asyncio.open_connection(cfg.host, cfg.port, ssl=ctx, server_hostname=cfg.host if ctx else None),
+                self.timeouts.connect)
+        except (OSError, asyncio.TimeoutError, ssl.SSLError):
             return False
-        w.close()
         try:
-            await w.wait_closed()
-        except OSError:
-            pass
-        return True
+            w.write(codec.request(1, "mining.subscribe", [self.agent]))
+            line = await asyncio.wait_for(r.readline(), self.timeouts.handshake)
+            return bool(line.strip())
+        except (OSError, asyncio.TimeoutError, ssl.SSLError, ValueError):
+            return False
+        finally:
+            w.close()
+            try:
+                await asyncio.wait_for(w.wait_closed(), 2.0)
+            except (OSError, asyncio.TimeoutError, ssl.SSLError):
+                pass
 
 
 def _with_clean(job: Job) -> Job:

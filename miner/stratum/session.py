@@ -6,8 +6,14 @@ up through on_job; everything else it reports through on_event. It never decides
 connection ends, serve() returns the reason and the PoolManager chooses what comes next.
 
 Validity of a share's job is identity: a share may be sent only while ``self.jobs[job_id] is
-share.job``. clean_jobs, a new prevhash, set_extranonce and set_version_mask replace or clear that
-map, so a share for dropped work can never reach the pool.
+share.job``. clean_jobs, a new prevhash, and a set_extranonce or set_version_mask that really changes
+something replace or clear that map, so a share for dropped work can never reach the pool.
+
+Liveness (docs/STRATUM.md, "Timeouts"): a submit without a reply for ``Timeouts.reply`` seconds makes
+the session probe the pool on the same connection (a repeated mining.authorize, which every pool
+answers). A reply to anything within ``Timeouts.probe`` means the pool is alive and merely slow: the
+session stays and the submits keep waiting. No reply means the session is dead (``hung``): it ends,
+and the shares still waiting are handed back to the manager, never counted rejected.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_JOBS = 64                  # jobs kept per session; pools rarely honour more than a few
 MAX_BAD_LINES = 50             # malformed lines in a row before the session is reset
+MAX_LATE = 4096                # given-up submits whose late reply is still awaited for a correction
 
 
 @dataclass(frozen=True)
@@ -50,10 +57,22 @@ class ResumeState:
 
 @dataclass(frozen=True)
 class Timeouts:
+    """Seconds. docs/STRATUM.md explains each bound and why it has its default."""
     connect: float = 10.0
     handshake: float = 15.0     # each handshake reply
-    reply: float = 30.0         # submit replies
+    reply: float = 10.0         # a submit unanswered this long: probe the pool on the same connection
+    probe: float = 5.0          # no reply to anything this long after the probe: the session is dead
+    give_up: float = 120.0      # a submit unanswered this long on a live session: counted rejected
+                                # "no reply from pool"; a reply arriving later corrects the count
+    drain: float = 5.0          # client.reconnect: replies to submits in flight are read this long
     silence: float = 150.0      # no line from the pool for this long: reconnect
+
+
+def verdict(res: codec.Response) -> tuple[bool, str | None]:
+    """A submit reply as (accepted, the pool's reason)."""
+    if res.result is True and res.error is None:
+        return True, None
+    return False, codec.error_reason(res.error) if res.error is not None else "rejected"
 
 
 class StratumSession:
@@ -91,6 +110,8 @@ class StratumSession:
         self.authorized = False
         self.reconnect_to: codec.Reconnect | None = None
         self.end_reason = ""
+        self.hung = False               # ended because neither a submit nor the probe was answered
+        self.rolling_negotiated = False # mining.configure granted version rolling (BIP 310)
 
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -103,6 +124,14 @@ class StratumSession:
         self._last_rx = time.monotonic()
         self._force_clean = True
         self._bad_lines = 0
+        self._submit_sent: dict[int, float] = {}            # submit id -> monotonic send time
+        self._late: OrderedDict[int, Callable[[bool, str | None], None]] = OrderedDict()
+        self._replies = 0                                     # replies read (any request)
+        self._probe_sent: float | None = None
+        self._probe_replies = 0
+        self._next_probe = 0.0
+        self._drain_until: float | None = None
+        self._warned: set[str] = set()
 
     # -- connection --------------------------------------------------------
     async def start(self) -> None:
@@ -143,6 +172,7 @@ class StratumSession:
                                        self.timeouts.handshake)
                 self.version_mask = codec.parse_configure_result(res.result if res.error is None else None,
                                                                  self.requested_mask)
+                self.rolling_negotiated = bool(self.version_mask)
             except (ProtocolError, asyncio.TimeoutError) as e:
                 # A pool that ignores or mangles configure is a pool without version rolling.
                 log.info("%s: mining.configure not usable (%s); no version rolling", self.label, e or "timeout")
@@ -201,15 +231,18 @@ class StratumSession:
         self.extranonce1, self.extranonce2_size = sub.extranonce1, sub.extranonce2_size
         self.session_id = sub.session_id
 
-    def _fire_and_log(self, method: str, params: list) -> None:
-        """An optional request: its answer (often 'unknown method') only gets a log line."""
+    def _fire_and_log(self, method: str, params: list, *, timeout: float | None = None,
+                      quiet: bool = False) -> None:
+        """An optional request: its answer (often 'unknown method') only gets a log line (debug if quiet)."""
+        level = logging.DEBUG if quiet else logging.INFO
+
         async def go() -> None:
             try:
-                res = await self._call(method, params, self.timeouts.handshake)
+                res = await self._call(method, params, timeout or self.timeouts.handshake)
                 if res.error is not None:
-                    log.info("%s: %s not supported: %s", self.label, method, codec.error_reason(res.error))
+                    log.log(level, "%s: %s not supported: %s", self.label, method, codec.error_reason(res.error))
             except (PoolError, asyncio.TimeoutError):
-                log.info("%s: no answer to %s", self.label, method)
+                log.log(level, "%s: no answer to %s", self.label, method)
         task = asyncio.create_task(go(), name=f"stratum-{method}")
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
@@ -225,19 +258,55 @@ class StratumSession:
         return self.end_reason or "closed"
 
     async def _watchdog(self) -> None:
+        t = self.timeouts
+        tick = max(0.02, min(1.0, t.silence / 4, t.reply / 4, t.probe / 4, t.drain / 4))
         while not self._closed.is_set():
-            await asyncio.sleep(min(1.0, self.timeouts.silence / 4))
-            quiet = time.monotonic() - self._last_rx
-            if quiet > self.timeouts.silence:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            quiet = now - self._last_rx
+            if quiet > t.silence:
                 log.warning("%s: no message for %.0f s; reconnecting", self.label, quiet)
                 self._end(f"silent for {quiet:.0f} s")
                 return
+            if self._drain_until is not None and now >= self._drain_until:
+                log.info("%s: %d share(s) still unanswered after %.0f s; reconnecting as asked", self.label,
+                         len(self._submit_sent), t.drain)
+                self._end("client.reconnect")
+                return
+            self._check_replies(now)
+
+    def _check_replies(self, now: float) -> None:
+        """Probe a pool that leaves a submit unanswered; end the session if the probe is not answered."""
+        t = self.timeouts
+        if self._probe_sent is not None:
+            if self._replies > self._probe_replies:
+                self._probe_sent = None
+                self._next_probe = now + t.reply
+                if self._submit_sent:
+                    log.info("%s: the pool answers, but %d share(s) still wait for a reply (oldest %.0f s); "
+                             "keeping the session", self.label, len(self._submit_sent),
+                             now - min(self._submit_sent.values()))
+            elif now - self._probe_sent > t.probe:
+                oldest = now - min(self._submit_sent.values(), default=self._probe_sent)
+                log.warning("%s: no reply to a share for %.0f s nor to a probe for %.0f s; the session is dead",
+                            self.label, oldest, now - self._probe_sent)
+                self.hung = True
+                self._end(f"hung: no reply for {oldest:.0f} s")
+            return
+        if not self._submit_sent or now < self._next_probe:
+            return
+        oldest = now - min(self._submit_sent.values())
+        if oldest > t.reply:
+            log.info("%s: no reply to a share for %.0f s; probing the pool", self.label, oldest)
+            self._probe_sent, self._probe_replies = now, self._replies
+            self._fire_and_log("mining.authorize", [self.user, self._password], timeout=t.probe, quiet=True)
 
     def _end(self, reason: str) -> None:
         if self._closed.is_set():
             return
         self.end_reason = reason
         self._closed.set()
+        self._late.clear()
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(PoolError(f"{self.label}: connection lost ({reason})"))
@@ -298,13 +367,38 @@ class StratumSession:
             self._pending.pop(mid, None)
             self._reply_hooks.pop(mid, None)
 
-    async def submit(self, share: Share) -> tuple[bool, str | None]:
-        """Send one share; (accepted, pool's reason). Raises PoolError if the connection drops first
-        and asyncio.TimeoutError when the pool does not answer in time."""
-        res = await self._call("mining.submit", share.submit_params(self.user), self.timeouts.reply)
-        if res.result is True and res.error is None:
-            return True, None
-        return False, codec.error_reason(res.error) if res.error is not None else "rejected"
+    async def submit(self, share: Share,
+                     on_late: Callable[[bool, str | None], None] | None = None) -> tuple[bool, str | None]:
+        """Send one share; (accepted, pool's reason).
+
+        Raises PoolError when the session ends before the reply (the share may still be credited:
+        the caller holds it for a resumed session). Raises asyncio.TimeoutError when a live pool
+        leaves it unanswered for Timeouts.give_up; a reply that still comes on this connection is then
+        passed to on_late(accepted, reason), so the caller can correct its count."""
+        mid = self._next_id
+        self._next_id += 1
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending[mid] = fut
+        self._submit_sent[mid] = time.monotonic()
+        try:
+            self._send(codec.request(mid, "mining.submit", share.submit_params(self.user)), "mining.submit")
+            try:
+                res = await asyncio.wait_for(fut, self.timeouts.give_up)
+            except asyncio.TimeoutError:
+                if on_late is not None and not self._closed.is_set():
+                    self._late[mid] = on_late
+                    while len(self._late) > MAX_LATE:
+                        self._late.popitem(last=False)
+                raise
+        finally:
+            self._pending.pop(mid, None)
+            self._submit_sent.pop(mid, None)
+        return verdict(res)
+
+    @property
+    def unanswered(self) -> int:
+        """Submits sent on this session and still waiting for their reply."""
+        return len(self._submit_sent)
 
     def job_valid(self, job: Job) -> bool:
         return self.jobs.get(job.job_id) is job
@@ -348,9 +442,16 @@ class StratumSession:
             return
         self._bad_lines = 0
         if isinstance(msg, codec.Response):
+            self._replies += 1
             fut = self._pending.get(msg.id) if isinstance(msg.id, int) else None
+            if isinstance(msg.id, int):
+                self._submit_sent.pop(msg.id, None)
             if fut is None:
-                log.debug("%s: reply to unknown id %r ignored", self.label, msg.id)
+                late = self._late.pop(msg.id, None) if isinstance(msg.id, int) else None
+                if late is not None:
+                    late(*verdict(msg))
+                else:
+                    log.debug("%s: reply to unknown id %r ignored", self.label, msg.id)
             elif not fut.done():
                 hook = self._reply_hooks.pop(msg.id, None)
                 try:
@@ -360,6 +461,8 @@ class StratumSession:
                     fut.set_exception(e)
                 else:
                     fut.set_result(msg)
+            if self._drain_until is not None and not self._submit_sent:
+                self._end("client.reconnect")
             return
         try:
             self._handle_request(msg)
@@ -376,22 +479,20 @@ class StratumSession:
             log.info("%s: difficulty %s for the next job", self.label, b.difficulty)
             self._on_event("difficulty", {"pool": self.pool_id, "difficulty": float(b.difficulty)})
         elif isinstance(b, codec.SetExtranonce):
-            log.info("%s: new extranonce1 %s, extranonce2_size %d", self.label, b.extranonce1.hex(),
-                     b.extranonce2_size)
-            self.extranonce1, self.extranonce2_size = b.extranonce1, b.extranonce2_size
-            self._reissue("extranonce changed")
+            if (b.extranonce1, b.extranonce2_size) == (self.extranonce1, self.extranonce2_size):
+                # A message that changes nothing changes nothing: the work out there stays valid.
+                log.info("%s: set_extranonce repeats the current extranonce; work continues", self.label)
+            else:
+                log.info("%s: new extranonce1 %s, extranonce2_size %d", self.label, b.extranonce1.hex(),
+                         b.extranonce2_size)
+                self.extranonce1, self.extranonce2_size = b.extranonce1, b.extranonce2_size
+                self._reissue("extranonce changed")
             if req.id is not None:
                 self._reply(req.id, True)
         elif isinstance(b, codec.SetVersionMask):
-            new = b.mask & self.requested_mask if self.want_rolling else 0
-            log.info("%s: version mask now %08x (pool sent %08x)", self.label, new, b.mask)
-            self.version_mask = new
-            self._reissue("version mask changed")
+            self._set_version_mask(b.mask)
         elif isinstance(b, codec.Reconnect):
-            self.reconnect_to = b
-            log.info("%s: pool asks us to reconnect to %s:%s after %.0f s", self.label,
-                     b.host or self.endpoint.host, b.port or self.endpoint.port, b.wait)
-            self._end("client.reconnect")
+            self._reconnect(b)
         elif isinstance(b, codec.ShowMessage):
             log.info("%s: message from pool: %s", self.label, b.text)
             self._on_event("message", {"pool": self.pool_id, "text": b.text})
@@ -403,6 +504,44 @@ class StratumSession:
             log.warning("%s: pool called unknown method %r; answered with an error", self.label, req.method)
             if req.id is not None:
                 self._reply(req.id, None, [20, f"unknown method {req.method[:60]}", None])
+
+    def _warn_once(self, key: str, msg: str, *args: Any) -> None:
+        """A warning the first time a pool does this on a session, debug lines after (pools repeat)."""
+        log.log(logging.DEBUG if key in self._warned else logging.WARNING, msg, *args)
+        self._warned.add(key)
+
+    def _set_version_mask(self, mask: int) -> None:
+        if not self.rolling_negotiated:
+            # BIP 310 sends set_version_mask only after mining.configure granted rolling.
+            self._warn_once("mask", "%s: mining.set_version_mask %08x from a pool that did not grant version "
+                            "rolling in mining.configure; ignored", self.label, mask)
+            return
+        new = mask & self.requested_mask
+        if new == self.version_mask:
+            log.info("%s: set_version_mask repeats the current mask %08x; work continues", self.label, new)
+            return
+        log.info("%s: version mask now %08x (pool sent %08x)", self.label, new, mask)
+        self.version_mask = new
+        self._reissue("version mask changed")
+
+    def _reconnect(self, b: codec.Reconnect) -> None:
+        """client.reconnect: followed to the same host (any port), refused elsewhere (session kept).
+
+        Replies to submits already in flight are read first, for up to Timeouts.drain seconds."""
+        if b.host is not None and b.host.lower() != self.endpoint.host.lower():
+            self._warn_once("reconnect", "%s: client.reconnect to another host (%s:%s) refused; staying on "
+                            "this session", self.label, b.host, b.port or self.endpoint.port)
+            return
+        if self.reconnect_to is not None:
+            return      # already on the way out
+        self.reconnect_to = b
+        log.info("%s: pool asks us to reconnect to %s:%s after %.0f s", self.label,
+                 b.host or self.endpoint.host, b.port or self.endpoint.port, b.wait)
+        if not self._submit_sent:
+            self._end("client.reconnect")
+            return
+        log.info("%s: reading the replies to %d share(s) in flight first", self.label, len(self._submit_sent))
+        self._drain_until = time.monotonic() + self.timeouts.drain
 
     def _reply(self, mid: Any, result: Any, error: Any = None) -> None:
         if mid is None:

@@ -1,6 +1,11 @@
 // Start the stratum-pool-sha256 pool (from the npm registry) for the miner's integration tests.
 //
 //   node launch.js --stratum-port N --rpc-port M [--diff 0.001] [--rpc-user u --rpc-password p]
+//                  [--reconnect-every K]
+//
+// --reconnect-every K: after answering every K-th mining.submit of a connection, send that client a
+// same-host client.reconnect (no parameters), so replies to later submits are still on the wire
+// when the miner reads it (the rental-service move the tests replay).
 //
 // The pool validates every share itself; this script only reports its verdicts. Each event is one
 // stdout line "POOLEVENT {json}" (the pool's own debug output goes to stdout too, so the prefix
@@ -80,7 +85,22 @@ pool.on('log', function (severity, text) {
     emit({ event: 'log', severity: severity, text: String(text) });
 });
 
+const reconnectEvery = parseInt(argValue('reconnect-every', '0'), 10);
+
 pool.on('started', function () {
+    if (reconnectEvery > 0) {
+        // Registered after the pool's own listeners, so each runs after the pool has answered the submit.
+        pool.stratumServer.on('client.connected', function (client) {
+            let submits = 0;
+            client.on('submit', function () {
+                submits += 1;
+                if (submits % reconnectEvery === 0) {
+                    client.socket.write(JSON.stringify({ id: null, method: 'client.reconnect', params: [] }) + '\n');
+                    emit({ event: 'reconnect', after: submits });
+                }
+            });
+        });
+    }
     emit({ event: 'started', stratumPort: stratumPort });
 });
 
