@@ -181,3 +181,68 @@ def test_selftest_passes_on_this_machine():
     assert "cpu: cpu0: PASS" in proc.stdout
     assert "FAIL" not in proc.stdout, proc.stdout
     assert proc.returncode == 0
+
+
+# -- optional dependencies that are not installed ---------------------------------------------------
+def _without(tmp_path, *modules: str) -> dict:
+    """Environment for a miner process in which ``modules`` cannot be imported, as on a machine
+    without that extra (they are installed here, for the other tests)."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        f"_GONE = {set(modules)!r}\n"
+        "class _Gone:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in _GONE:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, _Gone())\n")
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+def _final(proc) -> dict:
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_readme_farm_toml_mines_on_cpu_without_pyopencl(tmp_path):
+    f = tmp_path / "farm.toml"
+    f.write_text('threads = 1\nbackend = ["cpu", "opencl"]\n')
+    proc = run_miner("-c", str(f), "--benchmark", "--time-limit", "3", "--json", env=_without(tmp_path, "pyopencl"))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if "WARNING" in ln]
+    assert len(warnings) == 1 and "pyopencl" in warnings[0] and "pip install '" in warnings[0], proc.stderr
+    assert "[opencl]" in warnings[0] and "mining without it" in warnings[0]
+    final = _final(proc)
+    assert final["final"] and list(final["devices"]) == ["cpu0"] and final["total"]["av"] > 0
+
+
+def test_asic_backend_without_pyusb_leaves_the_rest_mining(tmp_path):
+    proc = run_miner("--benchmark", "--backend", "cpu,asic", "-t", "1", "--time-limit", "3", "--json",
+                     env=_without(tmp_path, "usb"))
+    assert proc.returncode == 0, proc.stderr
+    assert "pyusb" in proc.stderr and "[usb]" in proc.stderr and "Traceback" not in proc.stderr
+    assert _final(proc)["total"]["av"] > 0
+
+
+def test_a_serial_board_mines_without_pyusb(tmp_path):
+    """Serial boards need no USB library: an emulated BM1370 on a pty mines with pyusb absent."""
+    from miner.drivers.chips import BM1370
+    from miner.drivers.emu.emulator import PtyServer
+    from miner.drivers.emu.models import EmulatedBM13xx
+    server = PtyServer(EmulatedBM13xx(BM1370, 1, diff=1e-3))
+    try:
+        proc = run_miner("--benchmark", "--backend", "asic", "--device", f"bm1370:{server.path},diff=0.001,ramp_delay=0",
+                         "--time-limit", "6", "--json", env=_without(tmp_path, "usb"))
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stderr
+    assert _final(proc)["devices"][f"bm1370:{server.path}"] > 0, proc.stdout[-2000:]
+
+
+def test_an_explicit_device_whose_backend_cannot_load_is_still_an_error(tmp_path):
+    proc = run_miner("--benchmark", "--device", "opencl:0:0", "--time-limit", "3", env=_without(tmp_path, "pyopencl"))
+    assert_one_line_error(proc, 1, "pyopencl", "pip install")
+
+
+def test_a_mistyped_flag_is_named_with_the_closest_real_one():
+    assert_one_line_error(run_miner("--treads", "1"), 2, "unknown flag '--treads'", "did you mean '--threads'")
+    assert_one_line_error(run_miner("--benchmark", "--time-limt=3"), 2, "'--time-limit'")
+    assert_one_line_error(run_miner("profit", "--hashrat", "1T"), 2, "'--hashrat'", "'--hashrate'")
