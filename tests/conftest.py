@@ -138,14 +138,15 @@ class RealPool:
         self.stub.stop()
 
 
-def start_real_pool(difficulty: float = 0.001, user: str = "tester.worker1", password: str = "rp-S3cret-pw") -> RealPool:
+def start_real_pool(difficulty: float = 0.001, user: str = "tester.worker1", password: str = "rp-S3cret-pw",
+                    port: int | None = None) -> RealPool:
     node = shutil.which("node")
     if node is None:
         pytest.fail(f"node is not installed; the real-pool tests need Node.js >= 18 ({NPM_HINT})")
     if not (POOL_DIR / "node_modules" / "stratum-pool-sha256").is_dir():
         pytest.fail(f"tests/pool/node_modules is missing; {NPM_HINT}")
     stub = _load_stub().BitcoindStub().start()
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [node, "launch.js", "--stratum-port", str(port), "--rpc-port", str(stub.port), "--diff", repr(difficulty)],
         cwd=POOL_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,

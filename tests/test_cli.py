@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -246,3 +247,33 @@ def test_a_mistyped_flag_is_named_with_the_closest_real_one():
     assert_one_line_error(run_miner("--treads", "1"), 2, "unknown flag '--treads'", "did you mean '--threads'")
     assert_one_line_error(run_miner("--benchmark", "--time-limt=3"), 2, "'--time-limit'")
     assert_one_line_error(run_miner("profit", "--hashrat", "1T"), 2, "'--hashrat'", "'--hashrate'")
+
+
+def test_retry_pools_keeps_trying_until_the_pool_comes_up(tmp_path):
+    """--retry-pools (TOML: retry-pools = true): no pool at start is a warning, not exit 3; mining
+    starts once the pool answers, with the manager's back-off in between."""
+    import threading
+    from conftest import free_port, start_real_pool
+    port = free_port()
+    f = tmp_path / "m.toml"
+    f.write_text("retry-pools = true\nthreads = 1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "miner", "-c", str(f), "-o", f"stratum+tcp://127.0.0.1:{port}",
+                             "-u", "w", "--json", "--status-interval", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
+    err: list[str] = []
+    threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True).start()
+    pool = None
+    try:
+        time.sleep(4)
+        assert proc.poll() is None, "".join(err)  # still running: without the flag it exits 3 here
+        assert any("no pool reachable yet" in ln and "retrying with back-off" in ln for ln in err), err
+        pool = start_real_pool(port=port)
+        pool.wait_shares(1, timeout=90)
+        assert pool.valid >= 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+        if pool is not None:
+            pool.stop()
+    assert code == 0, "".join(err)
+    assert "Traceback" not in "".join(err)
