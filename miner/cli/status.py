@@ -105,7 +105,7 @@ def _active_pool(snap: MinerSnapshot):
 def short_name(name: str, width: int = 18) -> str:
     """A device name that fits ``width`` and still tells two boards apart.
 
-    'bm1370:/dev/ttyUSB0' -> 'bm1370:ttyUSB0', 'icarus:socket://127.0.0.1:4000' -> 'icarus:127.0.0.1:4000',
+    'bm1370:/dev/ttyUSB0' -> 'bm1370:ttyUSB0', 'icarus:socket://127.0.0.1:4000' -> 'icarus:tcp:4000',
     'bm1397:usb:0403:6015@1:7' -> 'bm1397:usb@1:7'; whatever is still too long loses its middle,
     since the end (port number, bus address) is what differs between sticks.
     """
@@ -115,6 +115,9 @@ def short_name(name: str, width: int = 18) -> str:
             target = target[len("/dev/"):]
         elif "://" in target:
             target = target.split("://", 1)[1]
+            for loopback in ("127.0.0.1:", "localhost:"):
+                if target.startswith(loopback):
+                    target = "tcp:" + target[len(loopback):]
         elif target.startswith("usb:") and "@" in target:
             target = "usb@" + target.split("@", 1)[1]
         name = f"{driver}:{target}"
@@ -125,21 +128,27 @@ def short_name(name: str, width: int = 18) -> str:
     return name[:head] + "\u2026" + name[len(name) - (keep - head):]
 
 
-def _cells(rates: dict, accepted: int, rejected: int, hw: int, best: float, offline: bool) -> list[str]:
-    out = [fmt_rate(rates["5s"]), fmt_rate(rates["av"])]
-    if not offline:
-        out += [f"{accepted}/{rejected}/{hw}", fmt_diff(best)]
-    else:
-        out.append(str(hw))
-    return out
+def fmt_rate_short(hs: float, unit: str = "H/s") -> str:
+    """Three significant digits: '1.23 TH/s', '12.3 GH/s', '123 MH/s' (at most 9 characters)."""
+    i = 0
+    while hs >= 999.5 and i < len(_SI) - 1:
+        hs /= 1000.0
+        i += 1
+    return f"{hs:.3g} {_SI[i]}{unit}" if hs >= 1 or hs == 0 else f"{hs:.2f} {_SI[i]}{unit}"
+
+
+_SHORT_STATUS = {"starting": "start", "disabled": "off", "paused": "pause"}
+PANEL_PADDING = 4       # panel border and padding, left and right
+NAME_MIN, NAME_MAX = 8, 24
 
 
 def build_panel(snap: MinerSnapshot, width: int = 80):
     """The live panel, laid out for a terminal ``width`` columns wide (80 by default).
 
-    Every device is one line: name, status, 5 s and average rate, A/R/HW, best share, and
-    watts / temperature where some device reports them. Narrower than 72 columns the best share
-    and the watt and temperature columns go first; names shorten to fit.
+    Every device is one line: name, status, 5 s and average rate, A/R/HW, best share, and watts /
+    temperature where some device reports them. Below 72 columns watts and temperature go, below
+    66 the best share; device names get what is left (short_name keeps the part that differs).
+    An offline benchmark submits nothing: HW only, no A/R, best or effective rate.
     """
     from rich.panel import Panel
     from rich.table import Table
@@ -148,52 +157,48 @@ def build_panel(snap: MinerSnapshot, width: int = 80):
     show_w = width >= 72 and any(d.watts is not None for d in snap.devices)
     show_t = width >= 72 and any(d.temperature_c is not None for d in snap.devices)
     show_best = width >= 66 and not offline
-    fixed = 2 * 11 + 8 + (12 if not offline else 4) + (7 if show_best else 0) + 5 * show_w + 4 * show_t
-    name_width = max(8, min(24, width - 4 - fixed - 2 * (5 + (not offline) + show_best + show_w + show_t)))
-    table = Table(expand=False, box=None, pad_edge=False, padding=(0, 1))
-    table.add_column("device", no_wrap=True, overflow="ellipsis", max_width=name_width)
-    table.add_column("status", no_wrap=True, overflow="ellipsis", max_width=7)
-    table.add_column("5s", justify="right", no_wrap=True)
-    table.add_column("avg", justify="right", no_wrap=True)
-    if offline:
-        table.add_column("HW", justify="right", no_wrap=True)
-    else:
-        table.add_column("A/R/HW", justify="right", no_wrap=True)
-        if show_best:
-            table.add_column("best", justify="right", no_wrap=True)
-    if show_w:
-        table.add_column("W", justify="right", no_wrap=True)
-    if show_t:
-        table.add_column("\u00b0C", justify="right", no_wrap=True)
+    headers = ["status", "5s", "avg"] + (["HW"] if offline else ["A/R/HW"]) + (["best"] if show_best else []) \
+        + (["W"] if show_w else []) + (["\u00b0C"] if show_t else [])
 
-    def extra(watts, temp) -> list[str]:
-        out = []
+    def cells(status, rates, a, r, hw, best, watts, temp) -> list[str]:
+        out = [_SHORT_STATUS.get(status, status)[:5], fmt_rate_short(rates["5s"]), fmt_rate_short(rates["av"])]
+        out.append(str(hw) if offline else f"{a}/{r}/{hw}")
+        if show_best:
+            out.append(fmt_diff(best))
         if show_w:
             out.append(f"{watts:.0f}" if watts is not None else "-")
         if show_t:
             out.append(f"{temp:.0f}" if temp is not None else "-")
         return out
 
-    def cells(rates, a, r, hw, best) -> list[str]:
-        out = _cells(rates, a, r, hw, best, offline)
-        return out if show_best or offline else out[:3]
-
-    for d in snap.devices:
-        table.add_row(short_name(d.name, name_width), d.status,
-                      *cells(d.hashrate, d.accepted, d.rejected, d.hw_errors, d.best_share),
-                      *extra(d.watts, d.temperature_c))
+    rows = [(d.name, cells(d.status, d.hashrate, d.accepted, d.rejected, d.hw_errors, d.best_share, d.watts,
+                           d.temperature_c)) for d in snap.devices]
+    total = None
     if len(snap.devices) > 1:
-        table.add_row("total", "paused" if snap.paused else "",
-                      *cells(snap.hashrate, snap.accepted, snap.rejected, snap.hw_errors, snap.best_share),
-                      *extra(snap.watts, None), style="bold")
+        total = cells("paused" if snap.paused else "", snap.hashrate, snap.accepted, snap.rejected, snap.hw_errors,
+                      snap.best_share, snap.watts, None)
+    widths = [max([len(h)] + [len(c[i]) for _, c in rows] + ([len(total[i])] if total else []))
+              for i, h in enumerate(headers)]
+    room = width - PANEL_PADDING - sum(widths) - 2 * len(headers)
+    name_width = max(NAME_MIN, min(NAME_MAX, room, max([len(short_name(n, NAME_MAX)) for n, _ in rows] + [6])))
+
+    table = Table(box=None, pad_edge=False, padding=(0, 1))
+    table.add_column("device", no_wrap=True, overflow="ellipsis", max_width=name_width)
+    for h in headers:
+        table.add_column(h, justify="left" if h == "status" else "right", no_wrap=True)
+    for name, c in rows:
+        table.add_row(short_name(name, name_width), *c)
+    if total is not None:
+        table.add_row("total", *total, style="bold")
+
     pool = _active_pool(snap)
-    title = f"miner {snap.version} | up {fmt_duration(snap.elapsed)}"
+    title = f"miner | up {fmt_duration(snap.elapsed)}"
     if pool is not None:
-        where = pool.url.split("://", 1)[-1]
-        title += f" | {where} ({pool.status}) diff {fmt_diff(pool.difficulty)}"
+        title += f" | {pool.url.split('://', 1)[-1]}{'' if pool.status == 'alive' else f' ({pool.status})'}" \
+                 f" diff {fmt_diff(pool.difficulty)}"
     elif offline:
         title += " | offline benchmark"
-    parts = [] if offline else [f"effective {fmt_rate(snap.effective_hashrate)}"]
+    parts = [] if offline else [f"effective {fmt_rate_short(snap.effective_hashrate)}"]
     eff = efficiency_j_per_th(snap.watts, snap)
     if eff is not None:
         parts.append(f"{eff:.1f} J/TH")
