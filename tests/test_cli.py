@@ -137,6 +137,16 @@ def test_benchmark_runs_offline_and_prints_a_summary():
     assert "H/s" in proc.stderr and "summary" in proc.stderr
 
 
+def test_benchmark_leaves_out_the_share_fields_it_cannot_fill():
+    """Offline nothing is submitted: no 'A:0 ... best 0', no 'effective hashrate 0.00 H/s'."""
+    proc = run_miner("--benchmark", "--time-limit", "3", "-t", "1", "--status-interval", "1")
+    assert proc.returncode == 0, proc.stderr
+    status = [ln for ln in proc.stderr.splitlines() if "(avg " in ln]
+    assert status and all("A:" not in ln and "best" not in ln for ln in status), proc.stderr
+    assert "benchmark summary" in proc.stderr and "no shares are submitted" in proc.stderr
+    assert "effective hashrate" not in proc.stderr and "best" not in proc.stderr
+
+
 def test_json_events_are_one_object_per_line():
     proc = run_miner("--benchmark", "--time-limit", "2", "-t", "1", "--json", "--status-interval", "0.5")
     assert proc.returncode == 0, proc.stderr
