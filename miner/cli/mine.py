@@ -149,7 +149,9 @@ def _on_signals(engine: Engine) -> None:
     def on_signal(signame: str) -> None:
         seen.append(signame)
         if len(seen) > 1:
+            from miner.cli.status import restore_terminal
             log.error("second %s: exiting now", signame)
+            restore_terminal()
             os._exit(EXIT_FAILURE)
         log.warning("%s received: stopping (submits in flight get up to 5 s)", signame)
         engine.stop(f"{signame} received")

@@ -230,6 +230,7 @@ class _Keys:
             mode[6][termios.VMIN], mode[6][termios.VTIME] = 0, 0
             termios.tcsetattr(fd, termios.TCSANOW, mode)
             self._fd = fd
+            _OPEN_KEYS.add(self)
         except (ImportError, OSError, ValueError, AttributeError):
             self._fd = None
 
@@ -254,6 +255,16 @@ class _Keys:
             except (OSError, termios.error):
                 pass
         self._fd = None
+        _OPEN_KEYS.discard(self)
+
+
+_OPEN_KEYS: set[_Keys] = set()
+
+
+def restore_terminal() -> None:
+    """Give the terminal its echo back; for exits that skip the normal close (a second Ctrl-C)."""
+    for keys in list(_OPEN_KEYS):
+        keys.close()
 
 
 class StatusReporter:
