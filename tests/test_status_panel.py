@@ -186,3 +186,19 @@ def test_without_a_terminal_status_lines_appear_at_once():
     lines = [ln for ln in proc.stderr.splitlines() if "H/s (avg" in ln]
     assert lines and "offline benchmark" in lines[0], proc.stderr
     assert "\u256d" not in proc.stderr and "\x1b[" not in proc.stderr
+
+
+def test_keys_mode_is_undone_by_restore_terminal(monkeypatch):
+    """The path a second Ctrl-C takes (os._exit skips every finally): restore_terminal() gives the
+    terminal its echo and line mode back."""
+    from miner.cli import status
+    master, slave = pty.openpty()
+    with os.fdopen(slave, "r") as tty_in:
+        monkeypatch.setattr(sys, "stdin", tty_in)
+        keys = status._Keys({"q": lambda: None})
+        keys.open()
+        assert not termios.tcgetattr(slave)[3] & termios.ECHO
+        status.restore_terminal()
+        mode = termios.tcgetattr(slave)
+        assert mode[3] & termios.ECHO and mode[3] & termios.ICANON and not status._OPEN_KEYS
+    os.close(master)
