@@ -257,6 +257,9 @@ def test_a_mistyped_flag_is_named_with_the_closest_real_one():
     assert_one_line_error(run_miner("--treads", "1"), 2, "unknown flag '--treads'", "did you mean '--threads'")
     assert_one_line_error(run_miner("--benchmark", "--time-limt=3"), 2, "'--time-limit'")
     assert_one_line_error(run_miner("profit", "--hashrat", "1T"), 2, "'--hashrat'", "'--hashrate'")
+    # a main flag before the subcommand is known there; the typo after it is the one named
+    assert_one_line_error(run_miner("--quiet", "pool-check", "-o", "stratum+tcp://a:1", "--tmeout", "3"), 2,
+                          "unknown flag '--tmeout'", "'--timeout'")
 
 
 def test_retry_pools_keeps_trying_until_the_pool_comes_up(tmp_path):

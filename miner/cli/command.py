@@ -42,7 +42,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line, not a usage dump, and names a mistyped flag."""
 
-    argv: list[str] = []
+    argv: list[str] = []                              # what parse_args() was given, for error()
+    root: "argparse.ArgumentParser | None" = None      # the main parser: mistyped flags are looked up from it
 
     def error(self, message: str):  # noqa: D401 - argparse's hook
         unknown = self.unknown_flag()
@@ -56,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
         """The first flag in argv this parser (or the subcommand it reached) does not know, and the
         known flag closest to it. argparse itself would report the value after a mistyped flag as
         an invalid COMMAND."""
-        parser: argparse.ArgumentParser = self
+        parser: argparse.ArgumentParser = self.root or self
         for token in self.argv:
             sub = _subparser(parser, token)
             if sub is not None:
@@ -147,7 +148,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     real_defaults = {dest: a.default for dest, a in actions.items()}
     for a in actions.values():
         a.default = argparse.SUPPRESS
-    _Parser.argv = list(argv)
+    _Parser.argv, _Parser.root = list(argv), parser
     ns = parser.parse_args(argv)
     given = vars(ns)
     merged: dict[str, Any] = dict(real_defaults)
