@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import sys
 import threading
@@ -106,12 +107,16 @@ def short_name(name: str, width: int = 18) -> str:
     """A device name that fits ``width`` and still tells two boards apart.
 
     'bm1370:/dev/ttyUSB0' -> 'bm1370:ttyUSB0', 'icarus:socket://127.0.0.1:4000' -> 'icarus:tcp:4000',
-    'bm1397:usb:0403:6015@1:7' -> 'bm1397:usb@1:7'; whatever is still too long loses its middle,
+    'bm1397:usb:0403:6015@1:7' -> 'bm1397:usb@1:7', '.../serial/by-id/usb-FTDI_FT230X_D30AB1C2-if00-port0'
+    -> 'FTDI_FT230X_D30AB1C2'; whatever is still too long loses its middle,
     since the end (port number, bus address) is what differs between sticks.
     """
     driver, sep, target = name.partition(":")
     if sep:
-        if target.startswith("/dev/"):
+        if target.startswith("/dev/serial/"):
+            # udev's stable names: usb-VENDOR_PRODUCT_SERIAL-if00-port0; the serial number is what differs
+            target = re.sub(r"-if\d+(-port\d+)?$", "", target.rsplit("/", 1)[-1]).removeprefix("usb-")
+        elif target.startswith("/dev/"):
             target = target[len("/dev/"):]
         elif "://" in target:
             target = target.split("://", 1)[1]
