@@ -27,7 +27,7 @@ import threading
 import time
 
 from miner import core
-from miner.engine.backend import Work, load_backend
+from miner.engine.backend import DeviceOptions, Work, load_backend
 from miner.backends import gpu_common
 from miner.engine.job import Job
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     backend = load_backend(args.backend)
-    devices = backend.create([args.device] if args.device else [], {"gpu_kernel_ms": args.kernel_ms})
+    devices = backend.create([args.device] if args.device else [], DeviceOptions(gpu_kernel_ms=args.kernel_ms))
     dev = devices[0]
     rows = []
     with dev:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from miner.engine.backend import DetectedDevice
 from miner.errors import BackendUnavailable
+from miner.install import pip_install
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def usb_devices() -> list[DetectedDevice]:
         import usb.core
         import usb.util
     except ImportError as exc:
-        raise BackendUnavailable("direct USB needs pyusb: pip install 'miner[usb]'") from exc
+        raise BackendUnavailable(f"direct USB needs pyusb: {pip_install('usb')}") from exc
     try:
         found = list(usb.core.find(find_all=True, backend=_backend))
     except usb.core.NoBackendError as exc:

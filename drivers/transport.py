@@ -11,7 +11,8 @@ import logging
 import time
 from abc import ABC, abstractmethod
 
-from miner.errors import ConfigError, DeviceError, DeviceGone
+from miner.errors import ConfigError, DeviceError, DeviceGone, NoSuchDevice
+from miner.install import pip_install
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ class SerialTransport(Transport):
                     "Permission denied" in str(exc):
                 raise DeviceError(f"cannot open {self.url}: permission denied; add your user to the group "
                                   f"that owns it (often 'dialout': sudo usermod -aG dialout $USER)") from exc
+            if "://" not in self.url and (getattr(exc, "errno", None) == errno.ENOENT or
+                                          "No such file or directory" in str(exc)):
+                raise NoSuchDevice(f"no such port {self.url}") from exc
             raise DeviceGone(f"cannot open {self.url}: {exc}") from exc
 
     def close(self) -> None:
@@ -168,7 +172,7 @@ class USBTransport(Transport):
             import usb.core
             import usb.util
         except ImportError as exc:
-            raise DeviceError("direct USB needs pyusb: pip install 'miner[usb]'") from exc
+            raise DeviceError(f"direct USB needs pyusb: {pip_install('usb')}") from exc
         try:
             kw = {"idVendor": self.vid, "idProduct": self.pid}
             if self.bus is not None:

@@ -30,6 +30,11 @@ class DeviceGone(DeviceError):
     """A device disappeared (unplugged, port closed); the engine may retry opening it."""
 
 
+class NoSuchDevice(DeviceGone):
+    """The port or path a device was given does not exist. At start that is a mistake to report at
+    once; on a board that was mining it is an unplug, retried like any DeviceGone."""
+
+
 class ProtocolError(MinerError):
     """A peer (pool, device, API client) sent something malformed."""
 

@@ -139,7 +139,7 @@ class RealPool:
 
 
 def start_real_pool(difficulty: float = 0.001, user: str = "tester.worker1", password: str = "rp-S3cret-pw",
-                    extra_args: tuple[str, ...] = ()) -> RealPool:
+                    extra_args: tuple[str, ...] = (), port: int | None = None) -> RealPool:
     """extra_args go to tests/pool/launch.js (e.g. ("--reconnect-every", "2"))."""
     node = shutil.which("node")
     if node is None:
@@ -147,7 +147,7 @@ def start_real_pool(difficulty: float = 0.001, user: str = "tester.worker1", pas
     if not (POOL_DIR / "node_modules" / "stratum-pool-sha256").is_dir():
         pytest.fail(f"tests/pool/node_modules is missing; {NPM_HINT}")
     stub = _load_stub().BitcoindStub().start()
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [node, "launch.js", "--stratum-port", str(port), "--rpc-port", str(stub.port), "--diff", repr(difficulty),
          *extra_args],

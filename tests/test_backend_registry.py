@@ -8,9 +8,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from miner import install
 from miner.engine import backend as registry
 from miner.errors import BackendUnavailable, ConfigError
 
@@ -62,15 +64,30 @@ def test_unknown_backend_is_a_config_error_naming_the_choices():
 
 def test_missing_dependency_names_the_extra_to_install(monkeypatch):
     monkeypatch.setitem(registry.BUILTIN_BACKENDS, "opencl", ("a_module_nobody_installed:X", "opencl"))
-    with pytest.raises(BackendUnavailable, match=r"backend unavailable: install miner\[opencl\]"):
+    with pytest.raises(BackendUnavailable, match=r"backend opencl unavailable") as e:
         registry.load_backend("opencl")
+    assert e.value.args[0].endswith("install it with: " + install.pip_install("opencl"))
+
+
+def test_install_hint_fits_how_the_miner_was_installed(monkeypatch, tmp_path):
+    """This test run's miner was installed from the checkout (pip install .): pip could not fetch
+    'miner[usb]', so the hint names the checkout: '.[usb]' inside it, its path elsewhere."""
+    checkout = install._checkout()
+    assert checkout is not None and (Path(checkout) / "pyproject.toml").is_file()
+    monkeypatch.chdir(checkout)
+    assert install.pip_install("usb") == "pip install '.[usb]'"
+    monkeypatch.chdir(tmp_path)
+    assert install.pip_install("usb") == f"pip install '{checkout}[usb]'"
+    # installed from an index (no local directory recorded): the package name
+    monkeypatch.setattr(install, "_checkout", lambda: None)
+    assert install.pip_install("usb") == "pip install 'miner[usb]'"
 
 
 def test_entry_point_backend_is_found_and_loaded(plugin_path):
     assert "plugin" in registry.backend_names()
     cls = registry.load_backend("plugin")
     assert cls.__name__ == "PluginBackend" and cls.detect()[0].spec == "plugin"
-    with pytest.raises(BackendUnavailable, match="backend unavailable"):
+    with pytest.raises(BackendUnavailable, match="backend broken unavailable"):
         registry.load_backend("broken")
 
 
@@ -86,4 +103,4 @@ def test_miner_mines_with_an_entry_point_backend_and_lists_it(plugin_path):
     final = events[-1]
     assert final["event"] == "hashrate" and final["final"] and final["total"]["av"] > 0
     listing = run("devices")
-    assert "plugin: plugin" in listing.stdout and "broken: backend unavailable" in listing.stdout
+    assert "plugin: plugin" in listing.stdout and "broken: backend broken unavailable" in listing.stdout

@@ -280,3 +280,44 @@ def test_rate_meter_windows_are_right_during_warm_up_and_decay_after_a_stop():
     r = m.rates(now=t)
     assert r["5s"] < 0.2 * 1000 and r["5s"] < r["1m"] < r["5m"] < r["15m"] < 1000
     assert abs(r["av"] - 500) < 1e-6
+
+
+def test_exit_reasons_are_values_and_the_first_one_wins():
+    from miner.cli.mine import EXIT_CODES
+    from miner.engine.engine import ExitReason
+    from miner.errors import NoSuchDevice
+
+    class Missing(Device):
+        kind = "asic"
+        opens = 0
+
+        def open(self):
+            Missing.opens += 1
+            raise NoSuchDevice("no such port /dev/ttyNOPE")
+
+        def run(self, ctx):  # pragma: no cover - never opened
+            raise AssertionError
+
+    engine = Engine([Missing("bm1370:/dev/ttyNOPE")], RecordingPools(), device_retries=3)
+    t0 = time.monotonic()
+    asyncio.run(engine.run(30))
+    assert engine.exit_reason is ExitReason.DEVICES_FAILED and EXIT_CODES[engine.exit_reason] == 1
+    assert Missing.opens == 1 and time.monotonic() - t0 < 5  # no such port: no retries with back-off
+    assert engine.failed_devices() == [("bm1370:/dev/ttyNOPE", "no such port /dev/ttyNOPE")]
+
+    engine = Engine([CPUDevice("cpu0")], None, benchmark_job=make_job("t1"))
+    asyncio.run(engine.run(0.5))
+    assert engine.exit_reason is ExitReason.TIME_LIMIT and engine.exit_reason not in EXIT_CODES
+    engine.stop("late stop", ExitReason.NO_POOL)  # after the run: does not rename why it ended
+    assert engine.exit_reason is ExitReason.TIME_LIMIT and engine.exit_detail == "time limit of 0.5 s reached"
+
+
+def test_attach_pools_is_the_one_way_to_wire_a_pool_client():
+    engine = Engine([CPUDevice("cpu0")])
+    pools = RecordingPools()
+    engine.attach_pools(pools)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, make_job("a1"))
+        wait_for(lambda: len(pools.submitted) > 0)
+        with pytest.raises(Exception, match="after run"):
+            engine.attach_pools(RecordingPools())

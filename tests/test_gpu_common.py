@@ -145,12 +145,14 @@ def test_selftest_cases_come_from_the_c_core():
 
 def test_cli_flags_feed_the_tuner():
     import argparse
+    from miner.cli import options
+    from miner.engine.backend import DeviceOptions
     parser = argparse.ArgumentParser()
-    g.add_arguments(parser)
+    options.add_device_arguments(parser)
     args = parser.parse_args(["--gpu-kernel-ms", "20", "--gpu-launch", "8192", "--cuda-runtime", "pycuda"])
-    opts = vars(args)
-    tuner = g.LaunchTuner(target_ms=opts["gpu_kernel_ms"], fixed=opts["gpu_launch"])
+    opts = options.device_options(args)
+    assert opts == DeviceOptions(gpu_kernel_ms=20.0, gpu_launch=8192, cuda_runtime="pycuda")
+    tuner = g.LaunchTuner(target_ms=opts.gpu_kernel_ms, fixed=opts.gpu_launch)
     assert tuner.fixed and tuner.size == 8192 and tuner.target_s == 0.02
-    assert opts["cuda_runtime"] == "pycuda"
     with pytest.raises(SystemExit):
         parser.parse_args(["--cuda-runtime", "opencl"])

@@ -55,16 +55,16 @@ def test_profit_command_output(capsys):
     assert "BTC per day     0.0000005029" in out
     assert "revenue/day     0.042748" in out
     assert "cost/day        0.034560" in out
-    assert "margin/day      +0.008188  (profitable)" in out
+    assert "margin/day      +0.008188 USD  (profitable)" in out
     assert "15.00 J/TH" in out
-    assert "note:" not in out
+    assert "difficulty      1.5e+14  (given with --difficulty)" in out
 
 
 def test_profit_command_states_default_difficulty(capsys):
     code, out, _ = run("--hashrate", "1.2T", "--watts", "18", "--price", "85000", "--energy-cost", "0.2",
                        capsys=capsys)
     assert code == 0
-    assert f"built-in default {profit.DEFAULT_DIFFICULTY:.4g}" in out
+    assert f"difficulty      {profit.DEFAULT_DIFFICULTY:.6g}  (built-in default: the network difficulty in late 2025" in out
     assert "UNPROFITABLE" in out
 
 
@@ -82,3 +82,28 @@ def test_miner_profit_subcommand_end_to_end():
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "revenue/day" in p.stdout and "3.125 BTC subsidy + 0.02 BTC fees" in p.stdout
+
+
+def test_the_hand_calculation_with_sats_month_pool_fee_and_currency(capsys):
+    """1.2 TH/s at 18 W, difficulty 1.5e14, 0.02 BTC fees per block: 1.2e12 * 86400 / (1.5e14 * 2^32)
+    * 3.145 = 5.0613e-7 BTC/day by hand; a 2 % pool fee keeps 98 % of it."""
+    by_hand = 1.2e12 * 86400 / (1.5e14 * 4294967296) * 3.145
+    assert by_hand == pytest.approx(5.06e-7, rel=1e-3)
+    argv = ("--hashrate", "1.2T", "--watts", "18", "--price", "90000", "--energy-cost", "0.06",
+            "--difficulty", "1.5e14", "--fee", "0.02")
+    code, out, _ = run(*argv, capsys=capsys)
+    assert code == 0
+    assert f"BTC per day     {by_hand:.10f}  ({by_hand * 1e8:,.1f} sats)" in out
+    assert f"BTC per month   {by_hand * 30:.10f}  ({by_hand * 30e8:,.0f} sats, 30 days)" in out
+    assert f"revenue/day     {by_hand * 90000:.6f} USD  (BTC price 90000 USD)" in out
+    assert "pool fee        0 %" in out
+    code, out, _ = run(*argv, "--pool-fee", "2", "--currency", "EUR", capsys=capsys)
+    assert code == 0
+    assert f"BTC per day     {by_hand * 0.98:.10f}" in out and "pool fee        2 %" in out
+    assert f"revenue/day     {by_hand * 0.98 * 90000:.6f} EUR" in out and "0.06 EUR/kWh" in out
+    cost = 18 * 24 / 1000 * 0.06
+    assert f"margin/month    {(by_hand * 0.98 * 90000 - cost) * 30:+.4f} EUR" in out
+    with pytest.raises(SystemExit):
+        p = argparse.ArgumentParser()
+        profit.add_arguments(p)
+        p.parse_args(list(argv) + ["--pool-fee", "100"])

@@ -5,19 +5,69 @@
     miner emulate bm1370 --diff 0.001 --fault wrong-nonce=10
 
 It prints the --device spec to give the miner, then serves until Ctrl-C (or --duration).
+
+The emulators hash for real, on this machine's CPU: millions of hashes a second, not a chip's
+trillions. At a real ticket difficulty (256 for a BM13xx chain, 1 for an Icarus stick) a nonce
+would take hours, so without --diff the emulator measures its own hashing speed for a moment and
+picks the test difficulty at which a nonce comes about every TEST_NONCE_INTERVAL_S seconds, and
+the printed command carries it (",diff=D"), so it mines as printed.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
 import time
 
 from miner.errors import ConfigError
+from miner.install import pip_install
 
 log = logging.getLogger(__name__)
 
 MODELS = ("icarus", "erupter", "u1", "u3", "bm1397", "bm1366", "bm1368", "bm1370")
+MIDSTATE_MODELS = ("icarus", "erupter", "u1", "u3", "bm1397")   # given midstates, hashed by drivers.midstate
+TEST_NONCE_INTERVAL_S = 0.5
+GOLDEN_NONCE_POSITION = 0x000187A2    # where an Icarus stick's counter meets the golden nonce
+DEFAULT_GOLDEN_TIMEOUT_S = 3.0        # the Icarus driver's wait for it
+
+
+def measure_hashrate(model: str, seconds: float = 0.25) -> float:
+    """Hashes per second this emulator's real hashing reaches here, measured the way it hashes."""
+    from miner import core
+    from miner.drivers import midstate as MS
+    from miner.drivers.emu.models import BM_SLICE, ICARUS_BATCH
+    header = bytes(80)
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        if model in MIDSTATE_MODELS:
+            n = ICARUS_BATCH if model != "bm1397" else BM_SLICE
+            MS.scan_midstate(MS.midstate(header), header[64:76], range(done, done + n), 0)
+        else:
+            n = BM_SLICE
+            core.scan(header, done, n, 0)
+        done += n
+    return done / (time.perf_counter() - t0)
+
+
+def reachable_difficulty(rate: float, interval: float = TEST_NONCE_INTERVAL_S) -> float:
+    """The 1-2-5 step at or below the difficulty whose nonces come every ``interval`` s at ``rate``."""
+    exact = rate * interval / 2 ** 32
+    decade = 10 ** math.floor(math.log10(exact))
+    for step in (5, 2, 1):
+        if step * decade <= exact:
+            return float(f"{step * decade:.1g}")
+    return float(f"{decade:.1g}")  # pragma: no cover - exact >= decade always
+
+
+def require_numpy(model: str) -> None:
+    """Midstate emulators hash with numpy; plain Python is ~100x slower and misses the driver's
+    golden-nonce wait. Say what to install rather than start an emulator that cannot answer."""
+    if model not in MIDSTATE_MODELS:
+        return
+    from miner.drivers import midstate as MS
+    if MS._np is None:
+        raise ConfigError(f"the {model} emulator needs numpy to hash fast enough: {pip_install('emulate')}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pretended hashrate, SI suffixes allowed (1.2T, 336M); default: the model's "
                              "(BM13xx: chips x small cores x the clock the host programs)")
     parser.add_argument("--diff", dest="emulate_diff", type=float, metavar="D",
-                        help="test mode: report nonces at difficulty D (may be below 1, e.g. 0.001) instead of "
-                             "the ticket mask / the Icarus difficulty 1; give the miner the same ',diff=D'")
+                        help="report nonces at difficulty D (may be below 1, e.g. 0.001); default: one this "
+                             "machine's real hashing reaches about every 0.5 s. The printed command carries it")
     parser.add_argument("--tcp", dest="emulate_tcp", metavar="[HOST:]PORT",
                         help="serve on TCP (loopback unless a host is given) instead of a pseudo-terminal")
     parser.add_argument("--fault", dest="emulate_fault", action="append", metavar="KIND[=N]",
@@ -80,12 +130,25 @@ def run(args: argparse.Namespace) -> int:
                           "k/M/G/T/P/E suffix") from None
     if args.emulate_diff is not None and not args.emulate_diff > 0:
         raise ConfigError("--diff must be positive")
-    device = build_device(args.emulate_model, args.emulate_chips, rate, args.emulate_diff, args.emulate_fault)
+    model = args.emulate_model
+    require_numpy(model)
+    diff, real_rate = args.emulate_diff, None
+    if diff is None:
+        real_rate = measure_hashrate(model)
+        diff = reachable_difficulty(real_rate)
+        log.info("emulated %s hashes at about %.3g MH/s here: test difficulty %g (a nonce every ~%.1f s)",
+                 model, real_rate / 1e6, diff, diff * 2 ** 32 / real_rate)
+    device = build_device(model, args.emulate_chips, rate, diff, args.emulate_fault)
     server = serve(device, args.emulate_tcp)
     where = getattr(server, "path", None) or server.url
-    extra = f",diff={args.emulate_diff:g}" if args.emulate_diff is not None else ""
-    if args.emulate_model.startswith("bm") and args.emulate_chips > 1:
+    extra = f",diff={diff:g}"
+    if model.startswith("bm") and args.emulate_chips > 1:
         extra += f",chips={args.emulate_chips}"
+    if model in MIDSTATE_MODELS and model != "bm1397" and real_rate is not None:
+        # The driver waits DEFAULT_GOLDEN_TIMEOUT_S for the golden nonce; give a slow machine longer.
+        need = 10 * GOLDEN_NONCE_POSITION / real_rate
+        if need > DEFAULT_GOLDEN_TIMEOUT_S:
+            extra += f",golden_timeout={math.ceil(need)}"
     print(f"emulated {args.emulate_model} on {where}", flush=True)
     print(f"mine with: miner --device {args.emulate_model}:{where}{extra} -o POOL -u USER", flush=True)
     deadline = time.monotonic() + args.emulate_duration if args.emulate_duration else None

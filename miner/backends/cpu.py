@@ -6,7 +6,7 @@ import time
 from typing import Any, ClassVar
 
 from miner import core
-from miner.engine.backend import Backend, DetectedDevice, Device, DeviceContext
+from miner.engine.backend import Backend, DetectedDevice, Device, DeviceContext, DeviceOptions
 from miner.errors import ConfigError, CoreError, DeviceError
 from miner.engine.job import spread_bits
 
@@ -105,10 +105,11 @@ class CPUBackend(Backend):
                                {"implementations": impls, "selected": core.selected()})]
 
     @classmethod
-    def create(cls, specs: list[str], options: dict[str, Any]) -> list[Device]:
+    def create(cls, specs: list[str], options: DeviceOptions) -> list[Device]:
         """specs: "cpu" (all threads) or "cpu:N" (N threads). options: threads, core."""
         from miner.engine import default_threads
-        threads = options.get("threads") or default_threads()
+        options = DeviceOptions.of(options)
+        threads = options.threads or default_threads()
         for spec in specs:
             _, _, arg = spec.partition(":")
             if arg:
@@ -117,7 +118,7 @@ class CPUBackend(Backend):
                 threads = int(arg)
         if not isinstance(threads, int) or threads < 1:
             raise ConfigError(f"bad thread count {threads!r}: -t needs a positive integer")
-        impl = options.get("core") or None
+        impl = options.core or None
         if impl:
             try:
                 core.select(impl)

@@ -21,10 +21,11 @@ import logging
 import re
 from typing import Any
 
-from miner.engine.backend import Backend, DetectedDevice, Device, DeviceContext
+from miner.engine.backend import Backend, DetectedDevice, Device, DeviceContext, DeviceOptions
 from miner.backends import gpu_common
 from miner.backends.gpu_common import Launch, LaunchTuner, pipeline_run
 from miner.errors import BackendUnavailable, ConfigError, DeviceError
+from miner.install import pip_install
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def _bindings():
         try:  # cuda-python 12.x before the cuda.bindings split
             from cuda import cuda as driver, nvrtc  # type: ignore[no-redef]
         except ImportError as exc:
-            raise BackendUnavailable(f"CUDA needs cuda-python: install miner[cuda] ({exc})") from exc
+            raise BackendUnavailable(f"CUDA needs cuda-python: {pip_install('cuda')} ({exc})") from exc
     return driver, nvrtc
 
 
@@ -133,12 +134,11 @@ class CUDADevice(gpu_common.GPUDevice):
 
     SCAN_CHUNK = 1 << 28  # a GPU clears 2^28 nonces in a fraction of a second
 
-    def __init__(self, name: str, ordinal: int, options: dict[str, Any] | None = None) -> None:
+    def __init__(self, name: str, ordinal: int, options: DeviceOptions | None = None) -> None:
         super().__init__(name)
-        options = options or {}
         self.ordinal = ordinal
-        self.tuner = LaunchTuner(target_ms=float(options.get("gpu_kernel_ms") or 30.0),
-                                 fixed=options.get("gpu_launch"))
+        options = DeviceOptions.of(options)
+        self.tuner = LaunchTuner(target_ms=float(options.gpu_kernel_ms or 30.0), fixed=options.gpu_launch)
         self._drv = None
         self._ctx = self._module = self._func = self._stream = None
         self._dev = None
@@ -307,8 +307,9 @@ class CUDABackend(Backend):
         return super().selftest_all() if cls.detect() else []
 
     @classmethod
-    def create(cls, specs: list[str], options: dict[str, Any]) -> list[Device]:
-        runtime = options.get("cuda_runtime") or "cuda-python"
+    def create(cls, specs: list[str], options: DeviceOptions) -> list[Device]:
+        options = DeviceOptions.of(options)
+        runtime = options.cuda_runtime or "cuda-python"
         if runtime not in ("cuda-python", "pycuda"):
             raise ConfigError(f"cuda_runtime must be cuda-python or pycuda, not {runtime!r}")
         if runtime == "pycuda":

@@ -105,17 +105,6 @@ def precompute(header: bytes, target: int) -> JobPrecompute:
                          target_words(target))
 
 
-def add_arguments(parser) -> None:
-    """Flags of both GPU backends (each becomes a TOML key equal to its dest)."""
-    parser.add_argument("--gpu-kernel-ms", dest="gpu_kernel_ms", type=float, default=None, metavar="MS",
-                        help="target kernel time per GPU launch; the launch size auto-tunes toward it "
-                             "(default 30, range 1-1000)")
-    parser.add_argument("--gpu-launch", dest="gpu_launch", type=int, default=None, metavar="NONCES",
-                        help="fixed GPU launch size in nonces (4096 .. 2^31), disabling auto-tuning")
-    parser.add_argument("--cuda-runtime", dest="cuda_runtime", choices=("cuda-python", "pycuda"), default=None,
-                        help="CUDA runtime binding (default cuda-python; pycuda when installed)")
-
-
 def kernel_source(name: str) -> str:
     """A kernel's source with its kernels/ headers (sha256_common.h, sha256d_nonce.h) inlined.
 

@@ -18,10 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from miner.engine.backend import Backend, DetectedDevice, Device
+from miner.engine.backend import Backend, DetectedDevice, Device, DeviceOptions
 from miner.backends import gpu_common
 from miner.backends.gpu_common import Launch, LaunchTuner
 from miner.errors import BackendUnavailable, ConfigError, DeviceError
+from miner.install import pip_install
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def _cl():
     try:
         import pyopencl
     except ImportError as exc:
-        raise BackendUnavailable(f"OpenCL needs pyopencl: install miner[opencl] ({exc})") from exc
+        raise BackendUnavailable(f"OpenCL needs pyopencl: {pip_install('opencl')} ({exc})") from exc
     return pyopencl
 
 
@@ -101,13 +102,12 @@ class OpenCLDevice(gpu_common.GPUDevice):
     kind = "opencl"
 
     def __init__(self, name: str, platform_index: int, device_index: int,
-                 options: dict[str, Any] | None = None) -> None:
+                 options: DeviceOptions | None = None) -> None:
         super().__init__(name)
-        options = options or {}
         self.platform_index = platform_index
         self.device_index = device_index
-        self.tuner = LaunchTuner(target_ms=float(options.get("gpu_kernel_ms") or 30.0),
-                                 fixed=options.get("gpu_launch"))
+        options = DeviceOptions.of(options)
+        self.tuner = LaunchTuner(target_ms=float(options.gpu_kernel_ms or 30.0), fixed=options.gpu_launch)
         self._cl = None
         self._ctx = self._queue = self._kernel = self._device = None
         self._local = 256
@@ -235,7 +235,7 @@ class OpenCLBackend(Backend):
         return out
 
     @classmethod
-    def create(cls, specs: list[str], options: dict[str, Any]) -> list[Device]:
+    def create(cls, specs: list[str], options: DeviceOptions) -> list[Device]:
         _cl()  # BackendUnavailable naming the extra when pyopencl is missing
         found = cls.detect()
         if not found:

@@ -43,6 +43,7 @@ BENCH_HEADER = bytes.fromhex(
     "7ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c"
 )
 BENCH_TARGET = 0xFFFF << 208
+DEFAULT_DURATION_S = 0.5  # x (implementations x thread counts) cells: a few seconds in all
 CHUNK = 1 << 18  # hashes per scan() call: short enough for a live rate, long enough to hide the call
 # Versions rolled in the bench job's mask bits (0x1fffe000, the usual BIP 310 mask).
 BENCH_VERSIONS = [0x20000000 | v << 13 for v in range(8)]
@@ -66,8 +67,9 @@ class Cell:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=3.0,
-                        help="seconds per measurement (default 3)")
+    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION_S,
+                        help=f"seconds per measurement (default {DEFAULT_DURATION_S:g}, a quick look; "
+                             "figures for docs use --duration 3 --repeat 5)")
     parser.add_argument("--impl", action="append", default=None, metavar="NAME",
                         help="only this implementation (short or full name; repeatable); default: all usable")
     parser.add_argument("--threads", type=int, action="append", default=None, metavar="N",
@@ -246,10 +248,8 @@ def run(args: argparse.Namespace) -> int:
                 for n in threads:
                     cell = Cell(impl, n, versions=versions)
                     for _ in range(args.repeat):
+                        # Progress only on a terminal, overwritten in place: the table is the result.
                         cell.hashes_per_s.append(measure(impl, n, args.duration, progress, versions))
-                        if not tty:
-                            print(f"bench: {cell.label} threads={n}: {_fmt_rate(cell.hashes_per_s[-1])}",
-                                  file=sys.stderr, flush=True)
                     if cycles_ok and n == 1 and versions == 1:
                         cell.cycles_per_nonce = cycles_per_nonce(impl)
                     cells.append(cell)

@@ -1,133 +1,115 @@
-"""Pool flags for the miner's command line, and the `pool-check` command.
+"""`miner pool-check`: connect to the first pool, show the handshake and its first job, disconnect.
 
-add_arguments() adds the pool flags to any parser (the lead's `miner` wires them into mining and
-into `pool-check`); pools_from_args() and manager_options() turn the parsed flags into what
-PoolManager takes. -o/-u/-p repeat: the i-th -u/-p belongs to the i-th -o, and a missing one
-repeats the last given (so one -u serves several pools).
+It speaks to one pool through one StratumSession (no failover: there is nothing to fail over to)
+and prints each step of the handshake as the pool answered it:
+
+    connect      127.0.0.1:3333 (TCP) in 2 ms
+    configure    version rolling mask 1fffe000 granted (asked 1fffe000)
+    subscribe    extranonce1 f8000001, extranonce2 4 bytes
+    authorize    worker tester.worker1 accepted
+    difficulty   0.001
+    first job    id 1 (clean), version 20000000, ntime 6553f0c0, nbits 1d00ffff (network difficulty 1),
+                 3 merkle branches, prevhash 0000...
+    OK
+
+Exit codes are the miner's: 0 the pool works, 2 a usage mistake (bad URL, no worker),
+3 the pool cannot be reached or refused us.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import math
 import sys
+import time
 
-from miner.errors import ConfigError, MinerError
-from miner.stratum.config import PoolConfig
+from miner.cli.mine import EXIT_NO_POOL, EXIT_OK, EXIT_USAGE
+from miner.cli.options import PoolOptions, add_pool_arguments, positive_float
+from miner.engine.difficulty import network_difficulty
+from miner.errors import ConfigError, MinerError, PoolError
 
 log = logging.getLogger(__name__)
 
 
-def _mask(text: str) -> int:
-    try:
-        v = int(text, 16)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"version mask must be hex like 1fffe000, got {text!r}") from None
-    if not 0 <= v <= 0xFFFFFFFF:
-        raise argparse.ArgumentTypeError("version mask must fit in 32 bits")
-    return v
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError("must be a positive number")
-    return v
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("pool")
-    g.add_argument("-o", "--url", dest="pool_urls", action="append", default=None, metavar="URL",
-                   help="pool URL: stratum+tcp://host:port, stratum+ssl:// or stratum+tls://; repeat for "
-                        "failover pools in priority order")
-    g.add_argument("-u", "--user", dest="pool_users", action="append", default=None, metavar="WORKER",
-                   help="worker name for the matching -o (the last one repeats)")
-    g.add_argument("-p", "--pass", dest="pool_passwords", action="append", default=None, metavar="PASSWORD",
-                   help="password for the matching -o (default x); never logged")
-    g.add_argument("--cert", dest="pool_cafile", default=None, metavar="FILE",
-                   help="CA certificate(s) (PEM) to verify a TLS pool signed by a private CA")
-    g.add_argument("--insecure", dest="pool_insecure", action="store_true", default=False,
-                   help="do NOT verify TLS pool certificates (warned at start)")
-    g.add_argument("--no-version-rolling", dest="version_rolling", action="store_false", default=True,
-                   help="do not ask pools for BIP 310 version rolling")
-    g.add_argument("--version-mask", dest="version_mask", type=_mask, default=0x1FFFE000, metavar="HEX",
-                   help="version bits we offer to roll (default 1fffe000)")
-    g.add_argument("--suggest-diff", dest="suggest_difficulty", type=_positive, default=None, metavar="D",
-                   help="send mining.suggest_difficulty D after authorizing")
-    g.add_argument("--extranonce-subscribe", dest="extranonce_subscribe", action="store_true", default=False,
-                   help="send mining.extranonce.subscribe (for pools and proxies that change extranonce)")
-
-
-def pools_from_args(args: argparse.Namespace) -> list[PoolConfig]:
-    urls = getattr(args, "pool_urls", None) or []
-    if isinstance(urls, str):
-        urls = [urls]
-    if not urls:
-        raise ConfigError("no pool given; use -o stratum+tcp://host:port -u WORKER")
-    users = _as_list(getattr(args, "pool_users", None))
-    passwords = _as_list(getattr(args, "pool_passwords", None))
-    if not users:
-        raise ConfigError("no worker name given; use -u WORKER")
-    out = []
-    for i, url in enumerate(urls):
-        user = users[min(i, len(users) - 1)]
-        password = passwords[min(i, len(passwords) - 1)] if passwords else "x"
-        out.append(PoolConfig(url, user, password))
-    return out
-
-
-def _as_list(v) -> list[str]:
-    if v is None:
-        return []
-    return [v] if isinstance(v, str) else list(v)
-
-
-def manager_options(args: argparse.Namespace) -> dict:
-    """Keyword arguments for PoolManager from the parsed flags."""
-    return {
-        "version_rolling": getattr(args, "version_rolling", True),
-        "version_mask": getattr(args, "version_mask", 0x1FFFE000),
-        "suggest_difficulty": getattr(args, "suggest_difficulty", None),
-        "extranonce_subscribe": getattr(args, "extranonce_subscribe", False),
-        "cafile": getattr(args, "pool_cafile", None),
-        "insecure": getattr(args, "pool_insecure", False),
-    }
+    # The same pool flags as mining; unset ones stay out of the namespace so that -c FILE's
+    # values (read by the main parser) are not hidden by this copy's defaults.
+    add_pool_arguments(parser, suppress_defaults=True)
+    parser.add_argument("--timeout", type=positive_float, default=20.0, metavar="SECONDS",
+                        help="give up when no job arrives within this many seconds (default 20)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """`pool-check`: connect to the first pool, handshake, wait for a job, report it, disconnect."""
     try:
-        pool = pools_from_args(args)[0]
-        return asyncio.run(_check(pool, manager_options(args), getattr(args, "timeout", 20.0)))
+        options = PoolOptions.from_args(args)
+    except ConfigError as e:
+        print(f"miner: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    # The handshake is printed here, step by step; the session's own log lines would repeat it.
+    stratum_log = logging.getLogger("miner.stratum")
+    quiet = stratum_log.getEffectiveLevel() > logging.DEBUG
+    if quiet:
+        stratum_log.setLevel(logging.WARNING)
+    try:
+        return asyncio.run(check(options, float(getattr(args, "timeout", 20.0))))
     except MinerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        print(f"miner: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if quiet:
+            stratum_log.setLevel(logging.NOTSET)
 
 
-async def _check(pool: PoolConfig, options: dict, timeout: float) -> int:
-    from miner.stratum.manager import PoolManager
+def _line(step: str, text: str) -> None:
+    print(f"  {step:<12} {text}", flush=True)
 
-    jobs, failures = [], []
-    mgr = PoolManager([pool], on_job=jobs.append, failover_after=1,
-                      on_event=lambda k, d: failures.append(d["reason"]) if k == "pool" and d["state"] == "failed"
-                      else None, **options)
-    task = asyncio.create_task(mgr.run())
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not jobs and not failures and loop.time() < end:
-        await asyncio.sleep(0.05)
-    await mgr.close(timeout=1.0)
-    await task
-    if not jobs:
-        print(f"{pool.safe_url}: FAILED: {failures[0] if failures else f'no job within {timeout:.0f} s'}")
-        return 1
-    j = jobs[0]
-    rolling = f"version rolling mask {j.version_mask:08x}" if j.version_mask else "no version rolling"
-    print(f"{pool.safe_url}: OK: job {j.job_id}, difficulty {float(j.difficulty):g}, extranonce1 "
-          f"{j.extranonce1.hex()}, extranonce2 {j.extranonce2_size} bytes, {rolling}, network difficulty "
-          f"{(0xFFFF << 208) / max(1, j.network_target):.6g}")
-    return 0
+
+async def check(options: PoolOptions, timeout: float) -> int:
+    from miner import __version__
+    from miner.stratum.config import make_ssl_context
+    from miner.stratum.session import Endpoint, StratumSession, Timeouts
+
+    pool = options.pools[0]
+    print(f"pool-check {pool.safe_url} as {pool.user}", flush=True)
+    ssl_context = make_ssl_context(options.cafile, options.insecure) if pool.tls else None
+    jobs: asyncio.Queue = asyncio.Queue()
+    kw = options.manager_kwargs()
+    session = StratumSession(
+        0, Endpoint(pool.host, pool.port, pool.tls), pool.user, pool.password,
+        on_job=jobs.put_nowait, on_event=lambda kind, data: None, agent=f"miner/{__version__}",
+        version_rolling=kw["version_rolling"], version_mask=kw["version_mask"],
+        suggest_difficulty=kw["suggest_difficulty"], extranonce_subscribe=kw["extranonce_subscribe"],
+        ssl_context=ssl_context, timeouts=Timeouts(connect=min(10.0, timeout), handshake=min(15.0, timeout)),
+        label=f"{pool.host}:{pool.port}")
+    t0 = time.perf_counter()
+    try:
+        await session.start()
+    except PoolError as e:
+        print(f"FAILED: {e}", flush=True)
+        return EXIT_NO_POOL
+    try:
+        _line("connect", f"{pool.host}:{pool.port} ({'TLS' if pool.tls else 'TCP'}) and handshake in "
+                         f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+        if not options.version_rolling:
+            _line("configure", "not sent (--no-version-rolling)")
+        elif session.version_mask:
+            _line("configure", f"version rolling mask {session.version_mask:08x} granted "
+                               f"(asked {options.version_mask:08x})")
+        else:
+            _line("configure", f"no version rolling (asked {options.version_mask:08x})")
+        _line("subscribe", f"extranonce1 {session.extranonce1.hex()}, extranonce2 {session.extranonce2_size} bytes")
+        _line("authorize", f"worker {pool.user} accepted")
+        try:
+            job = await asyncio.wait_for(jobs.get(), timeout)
+        except asyncio.TimeoutError:
+            print(f"FAILED: no job within {timeout:g} s after authorizing", flush=True)
+            return EXIT_NO_POOL
+        _line("difficulty", f"{float(job.difficulty):g}")
+        _line("first job", f"id {job.job_id}{' (clean)' if job.clean else ''}, version {job.version:08x}, "
+                           f"ntime {job.ntime:08x}, nbits {job.nbits:08x} "
+                           f"(network difficulty {network_difficulty(job.nbits):.6g}), "
+                           f"{len(job.merkle_branch)} merkle branches")
+        print("OK", flush=True)
+        return EXIT_OK
+    finally:
+        await session.close()

@@ -6,6 +6,9 @@ Everything here reads MinerSnapshot objects; nothing touches engine state.
 from __future__ import annotations
 
 import json
+import os
+import re
+import select
 import sys
 import threading
 import time
@@ -77,9 +80,12 @@ def status_line(snap: MinerSnapshot) -> str:
     parts = [
         fmt_duration(snap.elapsed),
         f"{fmt_rate(snap.hashrate['5s'])} (avg {fmt_rate(snap.hashrate['av'])})",
-        f"A:{snap.accepted} R:{snap.rejected} S:{snap.stale} HW:{snap.hw_errors}",
-        f"best {fmt_diff(snap.best_share)}",
     ]
+    if snap.pools:
+        parts += [f"A:{snap.accepted} R:{snap.rejected} S:{snap.stale} HW:{snap.hw_errors}",
+                  f"best {fmt_diff(snap.best_share)}"]
+    else:  # offline benchmark: nothing is submitted, so there are no share counts to show
+        parts += [f"HW:{snap.hw_errors}", "offline benchmark"]
     if pool is not None:
         parts.insert(1, f"{pool.url} diff {fmt_diff(pool.difficulty)}")
     eff = efficiency_j_per_th(snap.watts, snap)
@@ -97,101 +103,267 @@ def _active_pool(snap: MinerSnapshot):
     return None
 
 
-def build_panel(snap: MinerSnapshot):
+def short_name(name: str, width: int = 18) -> str:
+    """A device name that fits ``width`` and still tells two boards apart.
+
+    'bm1370:/dev/ttyUSB0' -> 'bm1370:ttyUSB0', 'icarus:socket://127.0.0.1:4000' -> 'icarus:tcp:4000',
+    'bm1397:usb:0403:6015@1:7' -> 'bm1397:usb@1:7', '.../serial/by-id/usb-FTDI_FT230X_D30AB1C2-if00-port0'
+    -> 'FTDI_FT230X_D30AB1C2'; whatever is still too long loses its middle,
+    since the end (port number, bus address) is what differs between sticks.
+    """
+    driver, sep, target = name.partition(":")
+    if sep:
+        if target.startswith("/dev/serial/"):
+            # udev's stable names: usb-VENDOR_PRODUCT_SERIAL-if00-port0; the serial number is what differs
+            target = re.sub(r"-if\d+(-port\d+)?$", "", target.rsplit("/", 1)[-1]).removeprefix("usb-")
+        elif target.startswith("/dev/"):
+            target = target[len("/dev/"):]
+        elif "://" in target:
+            target = target.split("://", 1)[1]
+            for loopback in ("127.0.0.1:", "localhost:"):
+                if target.startswith(loopback):
+                    target = "tcp:" + target[len(loopback):]
+        elif target.startswith("usb:") and "@" in target:
+            target = "usb@" + target.split("@", 1)[1]
+        name = f"{driver}:{target}"
+    if len(name) <= width:
+        return name
+    keep = width - 1
+    head = keep // 3
+    return name[:head] + "\u2026" + name[len(name) - (keep - head):]
+
+
+def fmt_rate_short(hs: float, unit: str = "H/s") -> str:
+    """Three significant digits: '1.23 TH/s', '12.3 GH/s', '123 MH/s' (at most 9 characters)."""
+    i = 0
+    while hs >= 999.5 and i < len(_SI) - 1:
+        hs /= 1000.0
+        i += 1
+    return f"{hs:.3g} {_SI[i]}{unit}" if hs >= 1 or hs == 0 else f"{hs:.2f} {_SI[i]}{unit}"
+
+
+_SHORT_STATUS = {"starting": "start", "disabled": "off", "paused": "pause"}
+PANEL_PADDING = 4       # panel border and padding, left and right
+NAME_MIN, NAME_MAX = 8, 24
+
+
+def build_panel(snap: MinerSnapshot, width: int = 80):
+    """The live panel, laid out for a terminal ``width`` columns wide (80 by default).
+
+    Every device is one line: name, status, 5 s and average rate, A/R/HW, best share, and watts /
+    temperature where some device reports them. Below 72 columns watts and temperature go, below
+    66 the best share; device names get what is left (short_name keeps the part that differs).
+    An offline benchmark submits nothing: HW only, no A/R, best or effective rate.
+    """
     from rich.panel import Panel
     from rich.table import Table
 
-    table = Table(expand=True, box=None, pad_edge=False)
-    for col in ("device", "status", "5s", "1m", "avg", "A", "R", "S", "HW", "best", "W", "°C"):
-        table.add_column(col, justify="right" if col not in ("device", "status") else "left")
-    for d in snap.devices:
-        table.add_row(d.name, d.status, fmt_rate(d.hashrate["5s"]), fmt_rate(d.hashrate["1m"]),
-                      fmt_rate(d.hashrate["av"]), str(d.accepted), str(d.rejected), str(d.stale),
-                      str(d.hw_errors), fmt_diff(d.best_share),
-                      f"{d.watts:.0f}" if d.watts is not None else "-",
-                      f"{d.temperature_c:.0f}" if d.temperature_c is not None else "-")
-    table.add_row("total", "paused" if snap.paused else "", fmt_rate(snap.hashrate["5s"]),
-                  fmt_rate(snap.hashrate["1m"]), fmt_rate(snap.hashrate["av"]), str(snap.accepted),
-                  str(snap.rejected), str(snap.stale), str(snap.hw_errors), fmt_diff(snap.best_share),
-                  f"{snap.watts:.0f}" if snap.watts is not None else "-", "", style="bold")
+    offline = not snap.pools
+    show_w = width >= 72 and any(d.watts is not None for d in snap.devices)
+    show_t = width >= 72 and any(d.temperature_c is not None for d in snap.devices)
+    show_best = width >= 66 and not offline
+    headers = ["status", "5s", "avg"] + (["HW"] if offline else ["A/R/HW"]) + (["best"] if show_best else []) \
+        + (["W"] if show_w else []) + (["\u00b0C"] if show_t else [])
+
+    def cells(status, rates, a, r, hw, best, watts, temp) -> list[str]:
+        out = [_SHORT_STATUS.get(status, status)[:5], fmt_rate_short(rates["5s"]), fmt_rate_short(rates["av"])]
+        out.append(str(hw) if offline else f"{a}/{r}/{hw}")
+        if show_best:
+            out.append(fmt_diff(best))
+        if show_w:
+            out.append(f"{watts:.0f}" if watts is not None else "-")
+        if show_t:
+            out.append(f"{temp:.0f}" if temp is not None else "-")
+        return out
+
+    rows = [(d.name, cells(d.status, d.hashrate, d.accepted, d.rejected, d.hw_errors, d.best_share, d.watts,
+                           d.temperature_c)) for d in snap.devices]
+    total = None
+    if len(snap.devices) > 1:
+        total = cells("paused" if snap.paused else "", snap.hashrate, snap.accepted, snap.rejected, snap.hw_errors,
+                      snap.best_share, snap.watts, None)
+    widths = [max([len(h)] + [len(c[i]) for _, c in rows] + ([len(total[i])] if total else []))
+              for i, h in enumerate(headers)]
+    room = width - PANEL_PADDING - sum(widths) - 2 * len(headers)
+    name_width = max(NAME_MIN, min(NAME_MAX, room, max([len(short_name(n, NAME_MAX)) for n, _ in rows] + [6])))
+
+    table = Table(box=None, pad_edge=False, padding=(0, 1))
+    table.add_column("device", no_wrap=True, overflow="ellipsis", max_width=name_width)
+    for h in headers:
+        table.add_column(h, justify="left" if h == "status" else "right", no_wrap=True)
+    for name, c in rows:
+        table.add_row(short_name(name, name_width), *c)
+    if total is not None:
+        table.add_row("total", *total, style="bold")
+
     pool = _active_pool(snap)
-    title = f"miner {snap.version} | up {fmt_duration(snap.elapsed)}"
+    title = f"miner | up {fmt_duration(snap.elapsed)}"
     if pool is not None:
-        title += f" | {pool.url} ({pool.status}) diff {fmt_diff(pool.difficulty)}"
-    elif not snap.pools:
+        title += f" | {pool.url.split('://', 1)[-1]}{'' if pool.status == 'alive' else f' ({pool.status})'}" \
+                 f" diff {fmt_diff(pool.difficulty)}"
+    elif offline:
         title += " | offline benchmark"
-    sub = f"effective {fmt_rate(snap.effective_hashrate)}"
+    parts = [] if offline else [f"effective {fmt_rate_short(snap.effective_hashrate)}"]
     eff = efficiency_j_per_th(snap.watts, snap)
     if eff is not None:
-        sub += f" | {eff:.1f} J/TH"
+        parts.append(f"{eff:.1f} J/TH")
     if snap.paused:
-        sub += f" | PAUSED: {snap.pause_reason}"
-    return Panel(table, title=title, subtitle=sub)
+        parts.append(f"PAUSED: {snap.pause_reason}")
+    parts.append("q quit, p pause")
+    return Panel(table, title=title, subtitle=" | ".join(parts), expand=False)
+
+
+class _Keys:
+    """The terminal while the live panel runs: no echo, no line buffering (so ^C and keys leave no
+    marks that would shift the panel and strand its border), keys read one at a time; restored on close.
+    Signals still work: Ctrl-C stays SIGINT."""
+
+    def __init__(self, keys: dict[str, Callable[[], None]]) -> None:
+        self._keys = keys
+        self._fd: int | None = None
+        self._saved = None
+
+    def open(self) -> None:
+        try:
+            import termios
+            fd = sys.stdin.fileno()
+            if not os.isatty(fd):
+                return
+            self._saved = termios.tcgetattr(fd)
+            mode = termios.tcgetattr(fd)
+            mode[3] &= ~(termios.ICANON | termios.ECHO)   # lflags
+            mode[6][termios.VMIN], mode[6][termios.VTIME] = 0, 0
+            termios.tcsetattr(fd, termios.TCSANOW, mode)
+            self._fd = fd
+            _OPEN_KEYS.add(self)
+        except (ImportError, OSError, ValueError, AttributeError):
+            self._fd = None
+
+    def poll(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            r, _, _ = select.select([self._fd], [], [], 0)
+            data = os.read(self._fd, 64) if r else b""
+        except OSError:
+            return
+        for ch in data.decode("latin-1").lower():
+            fn = self._keys.get(ch)
+            if fn is not None:
+                fn()
+
+    def close(self) -> None:
+        if self._fd is not None and self._saved is not None:
+            import termios
+            try:
+                termios.tcsetattr(self._fd, termios.TCSANOW, self._saved)
+            except (OSError, termios.error):
+                pass
+        self._fd = None
+        _OPEN_KEYS.discard(self)
+
+
+_OPEN_KEYS: set[_Keys] = set()
+
+
+def restore_terminal() -> None:
+    """Give the terminal its echo back; for exits that skip the normal close (a second Ctrl-C)."""
+    for keys in list(_OPEN_KEYS):
+        keys.close()
 
 
 class StatusReporter:
-    """Live panel on a terminal (rich), else a plain line every ``interval`` seconds, on stderr."""
+    """Live panel on a terminal (rich), else a plain line every ``interval`` seconds, on stderr.
+
+    keys: single keys and what they do while the panel shows (cgminer's q and p)."""
+
+    FIRST_LINE_S = 2.0   # without a terminal the first line comes early, so a short run shows one
 
     def __init__(self, snapshot: Callable[[], MinerSnapshot], *, live: bool, interval: float,
-                 json_events: JsonEvents | None = None, quiet: bool = False) -> None:
+                 json_events: JsonEvents | None = None, quiet: bool = False,
+                 keys: dict[str, Callable[[], None]] | None = None) -> None:
         self._snapshot = snapshot
         self._live_wanted = live and not quiet
         self._interval = interval
         self._json = json_events
         self._quiet = quiet
+        self._keys = _Keys(keys or {})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status", daemon=True)
-        self._live = None
 
     def start(self) -> None:
         self._thread.start()
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=2.0)
+        self._thread.join(timeout=3.0)
+        self._keys.close()
 
     def _run(self) -> None:
         if self._live_wanted:
-            from rich.console import Console
-            from rich.live import Live
-            console = Console(stderr=True)
-            with Live(build_panel(self._snapshot()), console=console, refresh_per_second=1,
-                      transient=True) as live:
-                last_json = 0.0
-                while not self._stop.wait(1.0):
-                    snap = self._snapshot()
-                    live.update(build_panel(snap))
-                    if self._json is not None and time.monotonic() - last_json >= self._interval:
-                        self._json.hashrate(snap)
-                        last_json = time.monotonic()
+            self._run_live()
             return
-        while not self._stop.wait(self._interval):
+        wait = min(self._interval, self.FIRST_LINE_S)
+        while not self._stop.wait(wait):
+            wait = self._interval
             snap = self._snapshot()
             if self._json is not None:
                 self._json.hashrate(snap)
             if not self._quiet:
                 print(status_line(snap), file=sys.stderr, flush=True)
 
+    def _run_live(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+        console = Console(stderr=True)
+        self._keys.open()
+        try:
+            with Live(build_panel(self._snapshot(), console.width), console=console, auto_refresh=False,
+                      transient=True) as live:
+                last_json = last_draw = 0.0
+                while not self._stop.wait(0.1):
+                    self._keys.poll()
+                    now = time.monotonic()
+                    if now - last_draw >= 1.0:
+                        snap = self._snapshot()
+                        live.update(build_panel(snap, console.width), refresh=True)
+                        last_draw = now
+                        if self._json is not None and now - last_json >= self._interval:
+                            self._json.hashrate(snap)
+                            last_json = now
+        finally:
+            self._keys.close()
+
 
 def print_summary(snap: MinerSnapshot, stream: IO[str] | None = None) -> None:
-    """The table printed at exit."""
+    """The table printed at exit. An offline benchmark submits nothing: it shows rates and hardware errors only."""
     from rich.console import Console
     from rich.table import Table
 
+    offline = not snap.pools
     console = Console(file=stream or sys.stderr, width=120)
-    t = Table(title=f"miner summary after {fmt_duration(snap.elapsed)}")
-    for col in ("device", "status", "avg", "A", "R", "S", "HW", "best"):
+    t = Table(title=f"miner {'benchmark ' if offline else ''}summary after {fmt_duration(snap.elapsed)}")
+    cols = ("device", "status", "avg", "HW") if offline else ("device", "status", "avg", "A", "R", "S", "HW", "best")
+    for col in cols:
         t.add_column(col, justify="left" if col in ("device", "status") else "right")
+
+    def row(name, status, rates, a, r, st, hw, best, **kw) -> None:
+        cells = [name, status, fmt_rate(rates["av"])]
+        cells += [str(hw)] if offline else [str(a), str(r), str(st), str(hw), fmt_diff(best)]
+        t.add_row(*cells, **kw)
+
     for d in snap.devices:
-        t.add_row(d.name, d.status, fmt_rate(d.hashrate["av"]), str(d.accepted), str(d.rejected),
-                  str(d.stale), str(d.hw_errors), fmt_diff(d.best_share))
-    t.add_row("total", "", fmt_rate(snap.hashrate["av"]), str(snap.accepted), str(snap.rejected),
-              str(snap.stale), str(snap.hw_errors), fmt_diff(snap.best_share), style="bold")
+        row(d.name, d.status, d.hashrate, d.accepted, d.rejected, d.stale, d.hw_errors, d.best_share)
+    row("total", "", snap.hashrate, snap.accepted, snap.rejected, snap.stale, snap.hw_errors, snap.best_share,
+        style="bold")
     console.print(t)
     for p in snap.pools:
         reasons = ", ".join(f"{k}: {v}" for k, v in p.reject_reasons.items()) or "-"
         console.print(f"pool {p.id} {p.url}: accepted {p.accepted} (diff {p.difficulty_accepted:g}), "
                       f"rejected {p.rejected} [{reasons}], stale {p.stale}, blocks {p.blocks}, "
                       f"best share {fmt_diff(p.best_share)}")
-    console.print(f"effective hashrate {fmt_rate(snap.effective_hashrate)}; "
-                  f"hashing {fmt_rate(snap.hashrate['av'])}")
+    if offline:
+        console.print(f"offline benchmark: hashing {fmt_rate(snap.hashrate['av'])}; no shares are submitted")
+    else:
+        console.print(f"effective hashrate {fmt_rate(snap.effective_hashrate)}; "
+                      f"hashing {fmt_rate(snap.hashrate['av'])}")

@@ -1,6 +1,7 @@
 """The engine seam: one dispatcher over every device.
 
-- ``engine``: the Engine (job generations, work ranges, the host re-check, accounting).
+- ``engine``: the Engine (job generations, work ranges, the host re-check, accounting) and ExitReason,
+  why a run ended (the command maps it to an exit code).
 - ``backend``: the one device interface (Device, Work, DeviceContext) and the backend registry.
 - ``job``: immutable Job and Share, header assembly.
 - ``difficulty``: target and difficulty arithmetic.
@@ -10,7 +11,7 @@
 """
 from __future__ import annotations
 
-_LAZY = {"Engine": "miner.engine.engine", "default_threads": "miner.engine.engine"}
+_LAZY = {"Engine": "miner.engine.engine", "ExitReason": "miner.engine.engine", "default_threads": "miner.engine.engine"}
 
 
 def __getattr__(name: str):

@@ -15,11 +15,12 @@ from __future__ import annotations
 import importlib
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import metadata
-from typing import Any, Callable, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Mapping, Protocol
 
 from miner.errors import BackendUnavailable, ConfigError
+from miner.install import pip_install
 from miner.engine.job import Job
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,24 @@ class Device(ABC):
 
 
 @dataclass(frozen=True)
+class DeviceOptions:
+    """What backends read from the configuration, built once by the command (None = the backend's default)."""
+    threads: int | None = None           # CPU mining threads
+    core: str | None = None              # forced CPU core implementation
+    gpu_kernel_ms: float | None = None   # GPU: target kernel time per launch
+    gpu_launch: int | None = None        # GPU: fixed launch size in nonces
+    cuda_runtime: str | None = None      # "cuda-python" or "pycuda"
+
+    @classmethod
+    def of(cls, options: "DeviceOptions | Mapping[str, Any] | None") -> "DeviceOptions":
+        """Accept a DeviceOptions, a mapping with these keys (plugins, tests) or None."""
+        if isinstance(options, DeviceOptions):
+            return options
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in dict(options or {}).items() if k in names})
+
+
+@dataclass(frozen=True)
 class DetectedDevice:
     """One line of `miner devices`."""
     backend: str
@@ -154,10 +173,10 @@ class Backend(ABC):
 
     @classmethod
     @abstractmethod
-    def create(cls, specs: list[str], options: dict[str, Any]) -> list[Device]:
+    def create(cls, specs: list[str], options: DeviceOptions) -> list[Device]:
         """Devices to mine with. specs: --device values for this backend ([] = all detected).
 
-        options: the parsed configuration (threads, intensity, ...). Raise
+        options: a DeviceOptions (DeviceOptions.of() also takes a mapping). Raise
         ConfigError for a spec that names nothing.
         """
 
@@ -165,7 +184,7 @@ class Backend(ABC):
     def selftest_all(cls) -> list[tuple[str, bool, str]]:
         """`miner selftest`: (device, passed, detail) for each present device."""
         out = []
-        for dev in cls.create([], {}):
+        for dev in cls.create([], DeviceOptions()):
             try:
                 with dev:
                     dev.selftest()
@@ -206,8 +225,8 @@ def load_backend(name: str) -> type[Backend]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        hint = f": install miner[{extra}]" if extra else ""
-        raise BackendUnavailable(f"backend unavailable{hint} ({exc})") from exc
+        hint = f"; install it with: {pip_install(extra)}" if extra else ""
+        raise BackendUnavailable(f"backend {name} unavailable ({exc}){hint}") from exc
     try:
         return getattr(module, attr)
     except AttributeError as exc:

@@ -16,6 +16,7 @@ re-checked (hardware errors still count) and then dropped as stale.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
 import threading
@@ -26,7 +27,7 @@ from typing import Any, Callable
 from miner import __version__
 from miner.engine.backend import Device, Work
 from miner.engine.difficulty import hash_value, network_difficulty
-from miner.errors import DeviceError, DeviceGone, MinerError
+from miner.errors import DeviceError, DeviceGone, MinerError, NoSuchDevice
 from miner.engine.job import Job, Share, dsha256, spread_bits
 from miner.engine.stats import DeviceSnapshot, MinerSnapshot, PoolSnapshot, RateMeter
 
@@ -34,6 +35,15 @@ log = logging.getLogger(__name__)
 
 NONCE_SPACE = 1 << 32
 EventSink = Callable[[str, dict], None]
+
+
+class ExitReason(enum.Enum):
+    """Why Engine.run() returned; the command maps it to an exit code (one place, no strings compared)."""
+    STOPPED = "stopped"                      # a signal, the API's quit, a key, or a caller's stop()
+    TIME_LIMIT = "time limit reached"
+    RESTART = "restart requested"
+    DEVICES_FAILED = "every device failed"
+    NO_POOL = "no pool reachable"
 
 
 @dataclass
@@ -136,9 +146,16 @@ class Engine:
         self._started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
-        self.exit_reason = ""
+        self.exit_reason: ExitReason | None = None
+        self.exit_detail = ""         # the words behind exit_reason, for the log
         self.restart_requested = False
         self.switch_latencies: list[float] = []   # seconds, clean job -> every device on it
+
+    def attach_pools(self, pool_manager: Any) -> None:
+        """Use ``pool_manager`` (built with on_job=engine.on_job, on_event=engine.pool_event); before run()."""
+        if self._loop is not None:
+            raise MinerError("attach_pools() after run() started")
+        self.pools = pool_manager
 
     # ------------------------------------------------------------------ jobs
     def on_job(self, job: Job) -> None:
@@ -341,6 +358,20 @@ class Engine:
                                           "model": st.info.get("model", "")})
                 dev.run(ctx)
                 return
+            except NoSuchDevice as exc:
+                if st.status == "starting":  # never opened: retrying a path that is not there helps nobody
+                    st.status = "dead"
+                    st.last_error = str(exc)
+                    log.error("%s: %s", dev.name, exc)
+                    self._on_event("device", {"device": dev.name, "state": "dead", "detail": str(exc)})
+                    self._check_all_dead()
+                    return
+                attempts += 1
+                st.restarts += 1
+                st.status = "sick"
+                st.last_error = str(exc)
+                log.warning("%s: device gone (%s)%s", dev.name, exc, self._retry_note(attempts))
+                self._on_event("device", {"device": dev.name, "state": "gone", "detail": str(exc)})
             except DeviceGone as exc:
                 attempts += 1
                 st.restarts += 1
@@ -381,7 +412,7 @@ class Engine:
 
     def _check_all_dead(self) -> None:
         if all(s.status in ("dead", "disabled") for s in self._devices) and self._loop is not None:
-            self.exit_reason = "every device failed"
+            self._set_exit(ExitReason.DEVICES_FAILED, ExitReason.DEVICES_FAILED.value)
             self._loop.call_soon_threadsafe(self._request_stop)
 
     # ---------------------------------------------------------------- running
@@ -402,7 +433,7 @@ class Engine:
                 try:
                     await asyncio.wait_for(self._stop_event.wait(), time_limit)
                 except asyncio.TimeoutError:
-                    self.exit_reason = self.exit_reason or f"time limit of {time_limit:g} s reached"
+                    self._set_exit(ExitReason.TIME_LIMIT, f"time limit of {time_limit:g} s reached")
             else:
                 await self._stop_event.wait()
         finally:
@@ -412,9 +443,13 @@ class Engine:
         if self._stop_event is not None:
             self._stop_event.set()
 
-    def stop(self, reason: str = "stopped") -> None:
-        """Thread-safe request to stop (signals, API quit)."""
-        self.exit_reason = self.exit_reason or reason
+    def _set_exit(self, reason: ExitReason, detail: str) -> None:
+        if self.exit_reason is None:  # the first reason wins: a stop during shutdown does not rename it
+            self.exit_reason, self.exit_detail = reason, detail
+
+    def stop(self, detail: str = "stopped", reason: ExitReason = ExitReason.STOPPED) -> None:
+        """Thread-safe request to stop (signals, API quit); ``detail`` is the log's wording."""
+        self._set_exit(reason, detail)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._request_stop)
 
@@ -476,6 +511,10 @@ class Engine:
     def paused(self) -> bool:
         return bool(self._paused_reasons)
 
+    @property
+    def pause_reasons(self) -> tuple[str, ...]:
+        return tuple(self._paused_reasons)
+
     def _pool_call(self, name: str, *args):
         if self.pools is None:
             raise MinerError("no pool configured (offline benchmark)")
@@ -506,7 +545,7 @@ class Engine:
 
     def restart(self) -> None:
         self.restart_requested = True
-        self.stop("restart requested")
+        self.stop("restart requested", ExitReason.RESTART)
 
     # ---------------------------------------------------------------- reporting
     def snapshot(self) -> MinerSnapshot:

@@ -1,6 +1,6 @@
 """Mining economics: expected BTC per day, revenue, energy cost, margin; the `miner profit` command.
 
-    btc/day     = hashrate * 86400 / (difficulty * 2^32) * (subsidy + fees per block)
+    btc/day     = hashrate * 86400 / (difficulty * 2^32) * (subsidy + fees per block) * (1 - pool fee)
     revenue/day = btc/day * BTC price
     cost/day    = watts * 24 / 1000 * energy price per kWh
     margin/day  = revenue/day - cost/day
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 SUBSIDY_BTC = 3.125             # block subsidy since the April 2024 halving (height 840,000)
 HASHES_PER_DIFF1 = 2 ** 32
+SATS_PER_BTC = 100_000_000
+DAYS_PER_MONTH = 30             # "per month" figures are 30 days
+DEFAULT_CURRENCY = "USD"
 # Used only when neither --difficulty nor a live job gives one; the output says so.
 DEFAULT_DIFFICULTY = 1.5e14     # network difficulty order of magnitude in late 2025 (~150 T)
 
@@ -69,10 +72,16 @@ class Economics:
     energy_price: float      # per kWh, same currency as btc_price
     fee_btc: float = 0.0
     subsidy_btc: float = SUBSIDY_BTC
+    pool_fee_pct: float = 0.0   # the pool's cut, percent of what the hashrate earns
 
     @property
     def btc_per_day(self) -> float:
-        return btc_per_day(self.hashrate, self.difficulty, self.fee_btc, self.subsidy_btc)
+        gross = btc_per_day(self.hashrate, self.difficulty, self.fee_btc, self.subsidy_btc)
+        return gross * (1.0 - self.pool_fee_pct / 100.0)
+
+    @property
+    def sats_per_day(self) -> float:
+        return self.btc_per_day * SATS_PER_BTC
 
     @property
     def revenue_per_day(self) -> float:
@@ -118,27 +127,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="expected transaction fees per block in BTC (default 0)")
     parser.add_argument("--subsidy", type=_positive("--subsidy"), default=SUBSIDY_BTC,
                         help=f"block subsidy in BTC (default {SUBSIDY_BTC})")
+    parser.add_argument("--pool-fee", dest="pool_fee", type=_percent, default=0.0, metavar="PCT",
+                        help="the pool's fee in percent, taken from the BTC earned (default 0)")
+    parser.add_argument("--currency", default=DEFAULT_CURRENCY, metavar="CODE",
+                        help=f"the currency of --price and --energy-cost, shown with every amount "
+                             f"(a label; nothing is converted; default {DEFAULT_CURRENCY})")
 
 
-def report(e: Economics, difficulty_is_default: bool) -> str:
-    lines = []
-    if difficulty_is_default:
-        lines.append(f"note: no --difficulty given; using the built-in default {e.difficulty:.4g} "
-                     "(network difficulty in late 2025). Pass --difficulty for a current figure.")
+def _percent(s: str) -> float:
+    v = _positive("--pool-fee")(s)
+    if v >= 100:
+        raise argparse.ArgumentTypeError(f"--pool-fee is a percentage below 100, got {s!r}")
+    return v
+
+
+def report(e: Economics, difficulty_source: str, currency: str = DEFAULT_CURRENCY) -> str:
+    """The `miner profit` text; difficulty_source says where e.difficulty came from."""
+    c = currency
     jth = e.watts / (e.hashrate / 1e12)
     be = e.breakeven_energy_price
-    lines += [
+    month = DAYS_PER_MONTH
+    lines = [
         f"hashrate        {format_hashrate(e.hashrate)}  at {e.watts:g} W  ({jth:.2f} J/TH)",
-        f"difficulty      {e.difficulty:.6g}",
+        f"difficulty      {e.difficulty:.6g}  ({difficulty_source})",
         f"reward/block    {e.subsidy_btc:g} BTC subsidy + {e.fee_btc:g} BTC fees",
-        f"BTC per day     {e.btc_per_day:.10f}",
-        f"revenue/day     {e.revenue_per_day:.6f}  (BTC price {e.btc_price:g})",
-        f"cost/day        {e.cost_per_day:.6f}  ({e.watts * 24 / 1000:.4g} kWh at {e.energy_price:g}/kWh)",
-        f"margin/day      {e.margin_per_day:+.6f}  ({'profitable' if e.margin_per_day >= 0 else 'UNPROFITABLE'})",
+        f"pool fee        {e.pool_fee_pct:g} %",
+        f"BTC per day     {e.btc_per_day:.10f}  ({e.sats_per_day:,.1f} sats)",
+        f"BTC per month   {e.btc_per_day * month:.10f}  ({e.sats_per_day * month:,.0f} sats, {month} days)",
+        f"revenue/day     {e.revenue_per_day:.6f} {c}  (BTC price {e.btc_price:g} {c})",
+        f"cost/day        {e.cost_per_day:.6f} {c}  ({e.watts * 24 / 1000:.4g} kWh at {e.energy_price:g} {c}/kWh)",
+        f"margin/day      {e.margin_per_day:+.6f} {c}  ({'profitable' if e.margin_per_day >= 0 else 'UNPROFITABLE'})",
+        f"margin/month    {e.margin_per_day * month:+.4f} {c}",
     ]
     if be is not None:
-        lines.append(f"break-even      energy at {be:.6g}/kWh")
-    lines.append("formula: BTC/day = hashrate * 86400 / (difficulty * 2^32) * (subsidy + fees)")
+        lines.append(f"break-even      energy at {be:.6g} {c}/kWh")
+    lines.append("formula: BTC/day = hashrate * 86400 / (difficulty * 2^32) * (subsidy + fees) * (1 - pool fee)")
     return "\n".join(lines)
 
 
@@ -149,8 +172,11 @@ def run(args: argparse.Namespace) -> int:
         if difficulty <= 0:
             raise ConfigError("--difficulty must be positive")
         e = Economics(hashrate=hashrate, watts=args.watts, difficulty=difficulty, btc_price=args.price,
-                      energy_price=args.energy_cost, fee_btc=args.fee, subsidy_btc=args.subsidy)
-        text = report(e, args.difficulty is None)
+                      energy_price=args.energy_cost, fee_btc=args.fee, subsidy_btc=args.subsidy,
+                      pool_fee_pct=getattr(args, "pool_fee", 0.0))
+        source = ("given with --difficulty" if args.difficulty is not None else
+                  "built-in default: the network difficulty in late 2025; pass --difficulty for a current figure")
+        text = report(e, source, getattr(args, "currency", DEFAULT_CURRENCY))
     except ConfigError as err:
         print(f"miner profit: {err}", file=sys.stderr)
         return 2
