@@ -91,7 +91,7 @@ def test_handshake_job_and_accepted_share(caplog):
             assert sub[:2] == ["worker.1", job.job_id] and len(sub) == 6     # version bits after BIP 310
             snap = h.mgr.snapshots()[0]
             assert (snap.accepted, snap.rejected, snap.stale) == (1, 0, 0)
-            assert snap.difficulty_accepted == pytest.approx(D) and snap.best_share == pytest.approx(share.difficulty)
+            assert snap.difficulty_accepted == pytest.approx(D) and snap.best_share == pytest.approx(share.share_difficulty)
             assert snap.jobs == 1 and snap.active and snap.version_mask == 0x1FFFE000
             assert snap.url == pool.url and PASSWORD not in repr(snap)
         await pool.stop()

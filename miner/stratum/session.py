@@ -374,7 +374,7 @@ class StratumSession:
             # Applies to the NEXT job: jobs already out keep the difficulty they were issued with.
             self.difficulty = b.difficulty
             log.info("%s: difficulty %s for the next job", self.label, b.difficulty)
-            self._on_event("difficulty", {"pool": self.pool_id, "difficulty": float(b.difficulty)})
+            self._on_event("difficulty", {"pool": self.pool_id, "target_difficulty": float(b.difficulty)})
         elif isinstance(b, codec.SetExtranonce):
             log.info("%s: new extranonce1 %s, extranonce2_size %d", self.label, b.extranonce1.hex(),
                      b.extranonce2_size)
