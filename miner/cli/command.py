@@ -59,6 +59,29 @@ def _hashrate_or_float(text: str) -> float:
     return float(text)
 
 
+def _number(text: str, kind: type, low: float, what: str):
+    """argparse type: a number of ``kind`` >= low (a TOML value comes here as its text too)."""
+    try:
+        v = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not (v >= low) or v in (float("inf"), float("-inf")):   # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, 1, "a positive whole number")
+
+
+def positive_seconds(text: str) -> float:
+    return _number(text, float, 1e-9, "a positive number of seconds")
+
+
+def status_seconds(text: str) -> float:
+    return _number(text, float, 0.1, "a number of seconds of at least 0.1")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="miner", description="SHA-256d Bitcoin miner: CPU, OpenCL/CUDA GPUs and USB/serial ASICs.",
                 epilog="Exit codes: 0 normal stop, 1 runtime failure, 2 usage or configuration error, "
@@ -83,20 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", action="append", metavar="SPEC",
                    help="pick devices: cpu:THREADS, opencl:PLATFORM:DEVICE, cuda:N, icarus:PORT, bm1370:PORT "
                         "(see 'miner devices')")
-    g.add_argument("-t", "--threads", type=int, metavar="N", help="CPU mining threads (default: all cores)")
+    g.add_argument("-t", "--threads", type=positive_int, metavar="N", help="CPU mining threads (default: all cores)")
     g.add_argument("--core", metavar="IMPL", help="force a CPU core implementation: portable, avx2, shani")
     gpu_common.add_arguments(g)  # pure Python; imports no GPU library
-    g.add_argument("--hw-error-limit", type=int, default=20, metavar="N",
+    g.add_argument("--hw-error-limit", type=positive_int, default=20, metavar="N",
                    help="disable a device after N hardware errors when they outnumber its good nonces (default 20)")
     g = p.add_argument_group("run")
     g.add_argument("--benchmark", action="store_true", help="mine offline on an embedded job; no pool needed")
-    g.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this many seconds")
+    g.add_argument("--time-limit", type=positive_seconds, metavar="SECONDS", help="stop after this many seconds")
     g.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     g.add_argument("--quiet", action="store_true", help="no status display; warnings and errors only")
     g.add_argument("--log-file", metavar="FILE", help="also write the log to FILE")
     g.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level (default info)")
-    g.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
+    g.add_argument("--status-interval", type=status_seconds, default=10.0, metavar="SECONDS",
                    help="seconds between status lines without a terminal (default 10)")
     fleet = _optional_module("miner.fleet.wiring")
     if fleet is not None:
@@ -183,6 +206,10 @@ def _convert(path: str, key: str, action: argparse.Action, value: Any) -> Any:
         return value
 
     def one(v: Any) -> Any:
+        if action.type is None and not isinstance(v, str):
+            raise ConfigError(f"config file {path}: '{key}' must be a string, got {_toml_type(v)} {v!r}")
+        if action.type is not None and (isinstance(v, bool) or not isinstance(v, (str, int, float))):
+            raise ConfigError(f"config file {path}: '{key}' must be a number, got {_toml_type(v)} {v!r}")
         if action.type is not None and isinstance(v, (str, int, float)):
             try:
                 v = action.type(v if isinstance(v, str) else str(v)) if action.type is not float else float(v)
@@ -193,6 +220,20 @@ def _convert(path: str, key: str, action: argparse.Action, value: Any) -> Any:
         return v
 
     return [one(v) for v in value] if append else one(value)
+
+
+def _toml_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a float"
+    if isinstance(v, (list, tuple)):
+        return "an array"
+    if isinstance(v, dict):
+        return "a table"
+    return f"a {type(v).__name__}"
 
 
 # ----------------------------------------------------------------- logging
