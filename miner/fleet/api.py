@@ -122,7 +122,7 @@ def parse_request(raw: bytes) -> ApiRequest:
     if text.startswith("{"):
         try:
             obj = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):   # RecursionError: nesting deeper than the parser's stack
             return ApiRequest(error=status("E", MSG_INVJSON, "Invalid JSON"))
         if not isinstance(obj, dict):
             return ApiRequest(error=status("E", MSG_INVJSON, "Invalid JSON"))
@@ -589,7 +589,7 @@ class ApiServer:
             except json.JSONDecodeError as e:
                 # An error before the end of what arrived means invalid, not unfinished.
                 return e.pos < len(e.doc.rstrip()) and not e.msg.startswith("Unterminated string")
-            except ValueError:  # undecodable bytes
+            except (ValueError, RecursionError):  # undecodable bytes, or nested too deep to parse
                 return True
         return False
 
