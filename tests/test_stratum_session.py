@@ -570,7 +570,10 @@ def test_tls_refuses_unknown_ca_and_insecure_opt_out_warns(tls_pool_ctx, caplog)
         async with Harness([url]) as h:
             await h.wait(lambda: h.pool_events("failed"))
             assert not h.jobs and not any(c.authorized for c in pool.clients)
-            assert "TLS failed" in h.pool_events("failed")[0]["reason"]
+            reason = h.pool_events("failed")[0]["reason"]
+            # The cause and the fix, in the words a user can act on.
+            assert "TLS failed: CERTIFICATE_VERIFY_FAILED" in reason, reason
+            assert reason.endswith("use --cert CA.pem for a private CA, or --insecure"), reason
         async with Harness([url], insecure=True) as h:
             await h.wait_jobs(1)
         await pool.stop()
@@ -578,6 +581,43 @@ def test_tls_refuses_unknown_ca_and_insecure_opt_out_warns(tls_pool_ctx, caplog)
     arun(go())
     assert "certificate verification is OFF" in caplog.text
     no_tracebacks(caplog)
+
+
+def test_tls_to_a_silent_plain_tcp_port_says_so_quickly(monkeypatch, caplog):
+    from miner.stratum import session as session_mod
+    monkeypatch.setattr(session_mod, "TLS_HANDSHAKE_S", 1.0)
+
+    async def go():
+        pool = await FakePool(difficulty=D).start()     # plain TCP; it ignores a ClientHello
+        url = pool.url.replace("stratum+tcp", "stratum+ssl")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        async with Harness([url]) as h:
+            await h.wait(lambda: h.pool_events("failed"))
+            took = loop.time() - t0
+            reason = h.pool_events("failed")[0]["reason"]
+        await pool.stop()
+        return took, reason
+
+    took, reason = arun(go())
+    assert took < 3.0, took          # the TLS bound, not the 10 s connect timeout
+    assert "TLS failed: no TLS answer within 1 s" in reason and "use stratum+tcp://" in reason, reason
+    no_tracebacks(caplog)
+
+
+def test_tls_failure_text_for_each_cause():
+    import ssl
+    from miner.stratum.session import tls_failure
+    e = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    e.verify_message, e.reason = "self-signed certificate", "CERTIFICATE_VERIFY_FAILED"
+    assert tls_failure(e) == ("CERTIFICATE_VERIFY_FAILED (self-signed certificate): use --cert CA.pem "
+                              "for a private CA, or --insecure")
+    e.verify_message = "Hostname mismatch, certificate is not valid for 'pool.example'."
+    assert "connect by a name the certificate lists" in tls_failure(e)
+    wrong = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    wrong.reason = "WRONG_VERSION_NUMBER"
+    assert "not TLS (WRONG_VERSION_NUMBER)" in tls_failure(wrong) and "stratum+tcp://" in tls_failure(wrong)
+    assert "closed the connection during the TLS handshake" in tls_failure(ConnectionResetError())
 
 
 def test_handshake_timeout_is_a_counted_failure(caplog):
@@ -595,6 +635,23 @@ def test_handshake_timeout_is_a_counted_failure(caplog):
 
     arun(go())
     no_tracebacks(caplog)
+
+
+def test_configure_timeout_is_logged_as_timeout(caplog):
+    caplog.set_level(logging.INFO)
+
+    async def go():
+        pool = await FakePool(difficulty=D).start()
+        pool.on_message = lambda c, m: m.get("method") == "mining.configure"   # never answered
+        t = Timeouts(connect=2.0, handshake=0.3, reply=2.0, silence=30.0)
+        async with Harness([pool.url], timeouts=t) as h:
+            job = await h.wait_jobs(1)
+            assert job.version_mask == 0
+        await pool.stop()
+
+    arun(go())
+    assert "mining.configure not usable (timeout); no version rolling" in caplog.text
+    assert "not usable ()" not in caplog.text
 
 
 def test_resume_refused_falls_back_to_a_fresh_subscribe():
