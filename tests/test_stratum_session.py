@@ -168,6 +168,29 @@ def test_stale_and_duplicate_are_counted_never_sent(caplog):
     assert "duplicate share" in caplog.text and "stale share not sent" in caplog.text
 
 
+def test_impossible_difficulty_is_warned_and_clamped_then_mining_goes_on(caplog):
+    from miner.engine.difficulty import MAX_SHARE_DIFFICULTY
+    caplog.set_level(logging.INFO)
+
+    async def go():
+        pool = await FakePool(difficulty=D).start()
+        async with Harness([pool.url]) as h:
+            await h.wait_jobs(1)
+            pool.client.notify(make_job(2, 1e300))
+            job = await h.wait_jobs(2)
+            # target 0 could never be met; 1 is the smallest target there is
+            assert job.difficulty == 1e300 and job.share_target == 1
+            pool.client.notify(make_job(3, D))
+            job = await h.wait_jobs(3)
+            h.mgr.submit(mine_share(job))
+            await pool.wait(lambda: pool.accepted)
+        await pool.stop()
+
+    arun(go())
+    assert "the pool set difficulty 1e+300, beyond any hash" in caplog.text
+    assert MAX_SHARE_DIFFICULTY < 1e300
+
+
 def test_rejected_share_keeps_pool_reason():
     async def go():
         pool = await FakePool(difficulty=D).start()

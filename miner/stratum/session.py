@@ -20,6 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from miner.engine.difficulty import MAX_SHARE_DIFFICULTY, network_difficulty, target_from_difficulty
 from miner.errors import PoolError, ProtocolError
 from miner.engine.job import Job, Share
 from miner.stratum import codec
@@ -367,6 +368,17 @@ class StratumSession:
             reason = f"read failed: {e}"
         self._end(reason)
 
+    def _warn_unreachable(self, d: float) -> None:
+        """A difficulty no share can meet in practice is the pool's mistake; mining goes on, warned."""
+        if d > MAX_SHARE_DIFFICULTY:
+            log.warning("%s: the pool set difficulty %g, beyond any hash (the share target is clamped to 1): "
+                        "no share will be found until it sends a lower one", self.label, d)
+            return
+        job = self.last_job
+        if job is not None and target_from_difficulty(d) < job.network_target:
+            log.warning("%s: the pool set difficulty %g, above the network's %.4g: only a block would be a "
+                        "share", self.label, d, network_difficulty(job.nbits))
+
     def _bad_line(self, why: str) -> None:
         self._bad_lines += 1
         log.warning("%s: ignored a malformed line from the pool: %s", self.label, why)
@@ -408,6 +420,7 @@ class StratumSession:
             # Applies to the NEXT job: jobs already out keep the difficulty they were issued with.
             self.difficulty = b.difficulty
             log.info("%s: difficulty %s for the next job", self.label, b.difficulty)
+            self._warn_unreachable(float(b.difficulty))
             self._on_event("difficulty", {"pool": self.pool_id, "target_difficulty": float(b.difficulty)})
         elif isinstance(b, codec.SetExtranonce):
             log.info("%s: new extranonce1 %s, extranonce2_size %d", self.label, b.extranonce1.hex(),
