@@ -157,3 +157,60 @@ def test_counts_difficulty_and_effective_hashrate_are_the_pools(real_pool):
     assert m, stderr[-3000:]
     shown = float(m.group(1)) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9}[m.group(2)]
     assert shown == pytest.approx(effective, rel=0.1)
+
+
+def test_stale_shares_are_one_count_in_every_view():
+    """Clean jobs every 30 ms while a real CPU device finds shares at a tiny difficulty: shares found
+    for replaced work are dropped by the engine (or by the pool client, for a job the pool dropped).
+    Each is counted once, at its pool, so the status line's S:, the per-pool summary line, the
+    per-device counts and the API agree (the status line said S:6 while the pool line said stale 0);
+    none reached the pool."""
+    import asyncio
+    import io
+
+    from fakepool import FakePool, make_job
+    from miner.backends.cpu import CPUDevice
+    from miner.cli.status import print_summary, status_line
+    from miner.engine import Engine
+    from miner.fleet.api import ApiCommands, ApiRequest
+    from miner.stratum import PoolConfig, PoolManager
+
+    d = 2e-6
+    events: list[tuple[str, dict]] = []
+
+    async def go():
+        pool = await FakePool(difficulty=d).start()
+        ref: list[Engine] = []
+        mgr = PoolManager([PoolConfig(pool.url, "w", "x")], on_job=lambda j: ref[0].on_job(j),
+                          on_event=lambda k, v: ref[0].pool_event(k, v))
+        engine = Engine([CPUDevice("cpu0")], mgr, on_event=lambda k, v: events.append((k, v)))
+        ref.append(engine)
+        task = asyncio.create_task(engine.run(time_limit=60))
+        await pool.wait(lambda: pool.clients and pool.client.authorized and pool.accepted)
+        for n in range(2, 120):
+            pool.client.notify(make_job(n, d, prev_seed=n), clean=True)
+            await asyncio.sleep(0.03)
+        await asyncio.sleep(0.5)
+        engine.stop("test over")
+        await task
+        await pool.stop()
+        return engine, pool
+
+    engine, pool = asyncio.run(asyncio.wait_for(go(), 90))
+    snap = engine.snapshot()
+    p = snap.pools[0]
+    stale_events = [v for k, v in events if k == "share" and v["result"] == "stale"]
+    assert any(v["reason"] == "job replaced by a clean job" for v in stale_events), "no engine-level stale"
+    assert snap.stale == p.stale == snap.devices[0].stale == len(stale_events) > 0
+    assert p.difficulty_stale == pytest.approx(p.stale * d)
+    assert f"S:{snap.stale} " in status_line(snap)
+    out = io.StringIO()
+    print_summary(snap, out)
+    assert f", stale {snap.stale}, " in out.getvalue()
+    summary = ApiCommands(engine).execute(ApiRequest("summary+pools+devs"), False)
+    assert summary["summary"][0]["SUMMARY"][0]["Stale"] == snap.stale
+    assert summary["pools"][0]["POOLS"][0]["Stale"] == snap.stale
+    assert summary["devs"][0]["DEVS"][0]["Stale"] == snap.stale
+    # No stale share reached the pool, and what it judged is what the miner counted.
+    assert not [r for r in pool.rejected if "stale" in str(r[1]).lower() or "not found" in str(r[1]).lower()]
+    assert len(pool.accepted) == snap.accepted and len(pool.rejected) == snap.rejected
