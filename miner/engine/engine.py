@@ -131,7 +131,7 @@ class Engine:
         self._meter = RateMeter()
         self._effective = RateMeter()
         self._local = {"accepted": 0, "best": 0.0, "blocks": 0}  # benchmark mode (no pool)
-        self._engine_stale = 0   # offline benchmark: stale shares (with pools, the pool manager counts them)
+        self._engine_stale = 0   # stale shares no pool manager counted (offline benchmark, or after shutdown)
         self._started_wall = time.time()
         self._started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -275,7 +275,8 @@ class Engine:
                     self.pools.discard_stale(share, why)
                 else:
                     loop.call_soon_threadsafe(self.pools.discard_stale, share, why)
-            return
+                return
+            # The loop is gone (a device thread that outlived shutdown): counted here instead.
         st = self._by_name.get(share.device)
         if st is not None:
             st.stale += 1
@@ -551,7 +552,7 @@ class Engine:
         if pools:
             acc = sum(p.accepted for p in pools)
             rej = sum(p.rejected for p in pools)
-            stale = sum(p.stale for p in pools)
+            stale = sum(p.stale for p in pools) + self._engine_stale
             dacc = sum(p.difficulty_accepted for p in pools)
             drej = sum(p.difficulty_rejected for p in pools)
             dstale = sum(p.difficulty_stale for p in pools)
