@@ -143,6 +143,16 @@ def test_bad_input_gets_error_replies(server, control):
     assert ask(server.port, "version")["STATUS"][0]["STATUS"] == "S"
 
 
+def test_deeply_nested_json_is_invalid_json_not_a_traceback(server, caplog):
+    # About 6 KB of nesting: deeper than Python's JSON parser can recurse (it raised RecursionError,
+    # logged a traceback and closed the connection without a reply).
+    for deep in ('{"command":' + "[" * 3000 + "]" * 3000 + "}", '{"command":' + "[" * 4000):
+        st = ask(server.port, deep, close_write=True)["STATUS"][0]
+        assert (st["STATUS"], st["Code"], st["Msg"]) == ("E", 23, "Invalid JSON")
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+    assert ask(server.port, "version")["STATUS"][0]["STATUS"] == "S"
+
+
 def test_unauthorized_privileged_command_refused(readonly, control):
     for cmd in ("switchpool|1", "addpool|stratum+tcp://h:1,u,p", "enablepool|0", "disablepool|0",
                 "removepool|1", "pause", "resume", "quit", "restart", "privileged"):

@@ -290,3 +290,25 @@ def test_retry_pools_keeps_trying_until_the_pool_comes_up(tmp_path):
             pool.stop()
     assert code == 0, "".join(err)
     assert "Traceback" not in "".join(err)
+
+
+def test_out_of_range_numbers_are_one_line_and_exit_2():
+    # Each used to start (-t 0 meant "all cores"), flood (--status-interval 0), exit at once
+    # (--time-limit -5) or be accepted silently (--hw-error-limit -5).
+    for flag, value in (("-t", "0"), ("--status-interval", "0"), ("--time-limit", "-5"),
+                        ("--hw-error-limit", "-5"), ("--time-limit", "nan")):
+        assert_one_line_error(run_miner("--benchmark", flag, value, timeout=20), 2, flag, repr(value))
+
+
+def test_out_of_range_numbers_in_the_config_file_are_refused_too(tmp_path):
+    cfg = tmp_path / "m.toml"
+    cfg.write_text("benchmark = true\nthreads = 0\n")
+    assert_one_line_error(run_miner("-c", str(cfg), timeout=20), 2, "threads", "positive")
+
+
+def test_config_value_of_the_wrong_type_names_the_type(tmp_path):
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('url = 5\nuser = "w"\n')
+    assert_one_line_error(run_miner("-c", str(cfg), timeout=20), 2, "'url' must be a string", "integer 5")
+    cfg.write_text('benchmark = true\nthreads = [2]\n')
+    assert_one_line_error(run_miner("-c", str(cfg), timeout=20), 2, "'threads' must be a number", "array")

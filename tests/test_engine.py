@@ -34,6 +34,7 @@ class RecordingPools:
 
     def __init__(self) -> None:
         self.submitted = []
+        self.stale = []
         self.closed = False
         self.active_pool_id = 0
 
@@ -45,6 +46,9 @@ class RecordingPools:
 
     def submit(self, share) -> None:
         self.submitted.append((time.perf_counter(), share))
+
+    def discard_stale(self, share, why: str) -> None:
+        self.stale.append((share, why))
 
     def snapshots(self):
         return []

@@ -1,6 +1,9 @@
 """Prometheus /metrics scraped over real HTTP and parsed with prometheus_client's own parser."""
 from __future__ import annotations
 
+import socket
+import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -128,3 +131,65 @@ def test_port_in_use_is_a_config_error(control):
     finally:
         srv.close()
     srv.close()  # idempotent
+
+
+def http_status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_metrics_only_on_metrics_path(control):
+    srv = MetricsServer(control, port=0).start()
+    try:
+        assert http_status(srv.port, "/metrics") == 200
+        assert http_status(srv.port, "/metrics?name[]=miner_paused") == 200
+        for path in ("/", "/favicon.ico", "/metricsx", "/metrics/", "/api/metrics"):
+            assert http_status(srv.port, path) == 404, path
+    finally:
+        srv.close()
+
+
+def _closed_by_server_within(sock: socket.socket, limit: float, trickle: bool) -> float:
+    """Seconds until the server closed ``sock`` (sending one header byte every 0.5 s if trickle)."""
+    import select
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        if trickle:
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                return time.monotonic() - t0
+        if select.select([sock], [], [], 0.5)[0]:
+            try:
+                if sock.recv(65536) == b"":
+                    return time.monotonic() - t0
+            except OSError:
+                return time.monotonic() - t0
+    raise AssertionError(f"connection still open after {limit} s")
+
+
+def test_idle_and_trickling_clients_are_dropped_and_connections_bounded(control):
+    from miner.fleet import metrics as m
+    srv = MetricsServer(control, port=0).start()
+    try:
+        idle = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        assert _closed_by_server_within(idle, m.REQUEST_TIMEOUT_S + 3, trickle=False) >= m.REQUEST_TIMEOUT_S - 0.5
+        idle.close()
+        trickle = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        trickle.sendall(b"GET /metrics HTTP/1.0\r\n")     # then a header one byte at a time
+        _closed_by_server_within(trickle, m.REQUEST_TIMEOUT_S + 3, trickle=True)
+        trickle.close()
+        # More clients than slots: the extra one gets 503 at once; scrapes work again once the idle ones go.
+        held = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(m.MAX_CONNECTIONS)]
+        time.sleep(0.3)
+        assert http_status(srv.port, "/metrics") == 503
+        time.sleep(m.REQUEST_TIMEOUT_S + 1)
+        assert http_status(srv.port, "/metrics") == 200
+        for s in held:
+            s.close()
+    finally:
+        srv.close()

@@ -242,3 +242,40 @@ def test_top_word_ties_are_settled_by_the_full_compare(device):
         hits = device.scan(header, nonce - 300, 600, target)
         assert hits == core.scan(header, nonce - 300, 600, target)
         assert (nonce in hits) is expect_hit
+
+
+def test_gpu_watts_come_from_the_device_itself_not_gpu_0(cache_home, monkeypatch):
+    """The real device objects in the real engine, NVML present: PoCL's CPU device is not an NVIDIA
+    board and has no PCI bus id, so NVML is not asked and --gpu-watts applies (before, every GPU got
+    GPU 0's watts, looked up by a default index)."""
+    import asyncio
+    import sys
+
+    from miner.cli.command import benchmark_job
+    from miner.engine import Engine
+    from miner.fleet import power
+    from test_power import FakePynvml, args
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    fake = FakePynvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(power, "_nvml", power._Nvml())
+    ns = args("--gpu-watts", "42")
+    dev = opencl.OpenCLBackend.create(["opencl:0:0"], {"gpu_launch": 1 << 16})[0]
+    engine = Engine([dev], None, benchmark_job=benchmark_job(),
+                    watts_for=lambda snap, info: power.device_watts(snap.kind, {**info, "name": snap.name}, ns))
+
+    async def mine_until_hashing():
+        task = asyncio.create_task(engine.run(time_limit=120))
+        while not task.done() and engine.snapshot().devices[0].hashrate["av"] == 0:
+            await asyncio.sleep(0.2)
+        engine.stop("test over")
+        await task
+
+    asyncio.run(mine_until_hashing())
+    d = engine.snapshot().devices[0]
+    info = dev.info()
+    assert d.hashrate["av"] > 0 and info["vendor"] and "vendor_id" in info
+    assert opencl.pci_bus_id(opencl._cl(), dev._device) is None and "pci_bus_id" not in info
+    assert d.watts == 42.0
+    assert fake.lookups == []

@@ -73,12 +73,15 @@ def test_bad_kind_watts_rejected_by_argparse(capsys):
     assert "watts" in capsys.readouterr().err
 
 
+BUS0, BUS1 = "0000:01:00.0", "0000:41:00.0"
+
+
 def test_gpu_falls_back_to_configured_without_nvml(monkeypatch):
     monkeypatch.setattr(power, "nvml_watts", lambda info: None)
-    assert device_watts("cuda", {"index": 0}, args("--gpu-watts", "220")) == 220.0
+    assert device_watts("cuda", {"pci_bus_id": BUS0}, args("--gpu-watts", "220")) == 220.0
     assert device_watts("opencl", {}, args()) is None
     monkeypatch.setattr(power, "nvml_watts", lambda info: 187.25)
-    assert device_watts("cuda", {"index": 0}, args("--gpu-watts", "220")) == 187.25
+    assert device_watts("cuda", {"pci_bus_id": BUS0}, args("--gpu-watts", "220")) == 187.25
 
 
 class FakePynvml(types.ModuleType):
@@ -88,7 +91,8 @@ class FakePynvml(types.ModuleType):
         super().__init__("pynvml")
         self.fail_init, self.inits = fail_init, 0
         self.power_mw = {0: 187250, 1: 301000}
-        self.bus = {b"00000000:41:00.0": 1}
+        self.bus = {BUS0.encode(): 0, BUS1.encode(): 1}
+        self.lookups: list = []
 
     def nvmlInit(self):  # noqa: N802 - the library's names
         self.inits += 1
@@ -96,11 +100,15 @@ class FakePynvml(types.ModuleType):
             raise RuntimeError("NVML Shared Library Not Found")
 
     def nvmlDeviceGetHandleByIndex(self, i):  # noqa: N802
+        self.lookups.append(("index", i))
         if i not in self.power_mw:
             raise RuntimeError("Invalid Argument")
         return i
 
     def nvmlDeviceGetHandleByPciBusId(self, bus):  # noqa: N802
+        self.lookups.append(("bus", bus))
+        if bus not in self.bus:
+            raise RuntimeError("Not Found")
         return self.bus[bus]
 
     def nvmlDeviceGetPowerUsage(self, handle):  # noqa: N802
@@ -111,9 +119,16 @@ def test_nvml_reading_in_watts_initialised_once(monkeypatch):
     fake = FakePynvml()
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.setattr(power, "_nvml", power._Nvml())
-    assert device_watts("cuda", {"index": 0}, args("--gpu-watts", "220")) == 187.25
-    assert device_watts("opencl", {"pci_bus_id": "00000000:41:00.0"}, args()) == 301.0
-    assert device_watts("cuda", {"index": 7}, args("--gpu-watts", "220")) == 220.0   # no such GPU
+    assert device_watts("cuda", {"pci_bus_id": BUS0}, args("--gpu-watts", "220")) == 187.25
+    nv_cl = {"pci_bus_id": BUS1, "vendor": "NVIDIA Corporation", "vendor_id": 0x10DE}
+    assert device_watts("opencl", nv_cl, args()) == 301.0
+    assert device_watts("cuda", {"pci_bus_id": "0000:07:00.0"}, args("--gpu-watts", "220")) == 220.0  # no such GPU
+    # Not NVML's to answer: an OpenCL device of another vendor, or a device that gave no bus id.
+    fake.lookups.clear()
+    amd = {"pci_bus_id": BUS0, "vendor": "Advanced Micro Devices, Inc.", "vendor_id": 0x1002}
+    assert device_watts("opencl", amd, args("--gpu-watts", "150")) == 150.0
+    assert device_watts("cuda", {}, args("--gpu-watts", "220")) == 220.0
+    assert fake.lookups == []
     assert fake.inits == 1
 
 
@@ -122,7 +137,7 @@ def test_nvml_unavailable_falls_back_and_is_not_retried(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.setattr(power, "_nvml", power._Nvml())
     for _ in range(3):
-        assert device_watts("cuda", {"index": 0}, args("--gpu-watts", "220")) == 220.0
+        assert device_watts("cuda", {"pci_bus_id": BUS0}, args("--gpu-watts", "220")) == 220.0
     assert fake.inits == 1
 
 
@@ -133,7 +148,8 @@ def test_real_nvml_reads_a_plausible_power():
         pynvml.nvmlInit()
     except Exception as e:  # noqa: BLE001 - no NVIDIA driver: skip cleanly
         pytest.skip(f"no NVML here: {e}")
-    w = power._Nvml().watts({"index": 0})
+    bus = pynvml.nvmlDeviceGetPciInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).busId
+    w = power._Nvml().watts({"pci_bus_id": bus.decode() if isinstance(bus, bytes) else bus})
     assert w is not None and 1.0 < w < 2000.0
 
 

@@ -44,7 +44,7 @@ def test_real_accepted_share_byte_for_byte():
     assert header.hex() == exp["header"]
     h, share = check_nonce(job, en2, ntime, nonce, job.version)
     assert h[::-1].hex() == exp["hash_display"]
-    assert share is not None and abs(share.difficulty - exp["share_difficulty_approx"]) < 0.01
+    assert share is not None and abs(share.share_difficulty - exp["share_difficulty_approx"]) < 0.01
     # The submit line as the pool received it: same params; our id and key order are our own.
     line = codec.request(4, "mining.submit", share.submit_params("slush.miner1"))
     assert line == b'{"id":4,"method":"mining.submit","params":["slush.miner1","bf","00000001","504e86ed","b2957c02"]}\n'

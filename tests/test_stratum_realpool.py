@@ -139,3 +139,26 @@ def test_pool_process_group_is_gone_after_stop():
     except ProcessLookupError:
         alive = False
     assert not alive
+
+
+def test_tls_against_the_real_pools_plain_port_fails_fast_with_the_reason(real_pool):
+    """The pool resets a connection that opens with a TLS ClientHello; the reason said nothing (blank)."""
+    import time
+    from miner.stratum.config import make_ssl_context
+    from miner.errors import PoolError
+
+    async def go():
+        s = StratumSession(0, Endpoint("127.0.0.1", real_pool.port, True), real_pool.user, real_pool.password,
+                           on_job=lambda j: None, on_event=lambda k, d: None, agent="miner-test/1",
+                           version_rolling=False, version_mask=0, suggest_difficulty=None,
+                           extranonce_subscribe=False, ssl_context=make_ssl_context(None, False), timeouts=T)
+        t0 = time.monotonic()
+        try:
+            await s.start()
+        except PoolError as e:
+            return str(e), time.monotonic() - t0
+        raise AssertionError("TLS to a plain-TCP port connected")
+
+    reason, took = arun(go())
+    assert took < 3.0, took
+    assert "TLS failed: " in reason and "use stratum+tcp://" in reason, reason

@@ -91,7 +91,7 @@ def test_handshake_job_and_accepted_share(caplog):
             assert sub[:2] == ["worker.1", job.job_id] and len(sub) == 6     # version bits after BIP 310
             snap = h.mgr.snapshots()[0]
             assert (snap.accepted, snap.rejected, snap.stale) == (1, 0, 0)
-            assert snap.difficulty_accepted == pytest.approx(D) and snap.best_share == pytest.approx(share.difficulty)
+            assert snap.difficulty_accepted == pytest.approx(D) and snap.best_share == pytest.approx(share.share_difficulty)
             assert snap.jobs == 1 and snap.active and snap.version_mask == 0x1FFFE000
             assert snap.url == pool.url and PASSWORD not in repr(snap)
         await pool.stop()
@@ -166,6 +166,29 @@ def test_stale_and_duplicate_are_counted_never_sent(caplog):
 
     arun(go())
     assert "duplicate share" in caplog.text and "stale share not sent" in caplog.text
+
+
+def test_impossible_difficulty_is_warned_and_clamped_then_mining_goes_on(caplog):
+    from miner.engine.difficulty import MAX_SHARE_DIFFICULTY
+    caplog.set_level(logging.INFO)
+
+    async def go():
+        pool = await FakePool(difficulty=D).start()
+        async with Harness([pool.url]) as h:
+            await h.wait_jobs(1)
+            pool.client.notify(make_job(2, 1e300))
+            job = await h.wait_jobs(2)
+            # target 0 could never be met; 1 is the smallest target there is
+            assert job.difficulty == 1e300 and job.share_target == 1
+            pool.client.notify(make_job(3, D))
+            job = await h.wait_jobs(3)
+            h.mgr.submit(mine_share(job))
+            await pool.wait(lambda: pool.accepted)
+        await pool.stop()
+
+    arun(go())
+    assert "the pool set difficulty 1e+300, beyond any hash" in caplog.text
+    assert MAX_SHARE_DIFFICULTY < 1e300
 
 
 def test_rejected_share_keeps_pool_reason():
@@ -576,7 +599,10 @@ def test_tls_refuses_unknown_ca_and_insecure_opt_out_warns(tls_pool_ctx, caplog)
         async with Harness([url]) as h:
             await h.wait(lambda: h.pool_events("failed"))
             assert not h.jobs and not any(c.authorized for c in pool.clients)
-            assert "TLS failed" in h.pool_events("failed")[0]["reason"]
+            reason = h.pool_events("failed")[0]["reason"]
+            # The cause and the fix, in the words a user can act on.
+            assert "TLS failed: CERTIFICATE_VERIFY_FAILED" in reason, reason
+            assert reason.endswith("use --cert CA.pem for a private CA, or --insecure"), reason
         async with Harness([url], insecure=True) as h:
             await h.wait_jobs(1)
         await pool.stop()
@@ -584,6 +610,43 @@ def test_tls_refuses_unknown_ca_and_insecure_opt_out_warns(tls_pool_ctx, caplog)
     arun(go())
     assert "certificate verification is OFF" in caplog.text
     no_tracebacks(caplog)
+
+
+def test_tls_to_a_silent_plain_tcp_port_says_so_quickly(monkeypatch, caplog):
+    from miner.stratum import session as session_mod
+    monkeypatch.setattr(session_mod, "TLS_HANDSHAKE_S", 1.0)
+
+    async def go():
+        pool = await FakePool(difficulty=D).start()     # plain TCP; it ignores a ClientHello
+        url = pool.url.replace("stratum+tcp", "stratum+ssl")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        async with Harness([url]) as h:
+            await h.wait(lambda: h.pool_events("failed"))
+            took = loop.time() - t0
+            reason = h.pool_events("failed")[0]["reason"]
+        await pool.stop()
+        return took, reason
+
+    took, reason = arun(go())
+    assert took < 3.0, took          # the TLS bound, not the 10 s connect timeout
+    assert "TLS failed: no TLS answer within 1 s" in reason and "use stratum+tcp://" in reason, reason
+    no_tracebacks(caplog)
+
+
+def test_tls_failure_text_for_each_cause():
+    import ssl
+    from miner.stratum.session import tls_failure
+    e = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    e.verify_message, e.reason = "self-signed certificate", "CERTIFICATE_VERIFY_FAILED"
+    assert tls_failure(e) == ("CERTIFICATE_VERIFY_FAILED (self-signed certificate): use --cert CA.pem "
+                              "for a private CA, or --insecure")
+    e.verify_message = "Hostname mismatch, certificate is not valid for 'pool.example'."
+    assert "connect by a name the certificate lists" in tls_failure(e)
+    wrong = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    wrong.reason = "WRONG_VERSION_NUMBER"
+    assert "not TLS (WRONG_VERSION_NUMBER)" in tls_failure(wrong) and "stratum+tcp://" in tls_failure(wrong)
+    assert "closed the connection during the TLS handshake" in tls_failure(ConnectionResetError())
 
 
 def test_handshake_timeout_is_a_counted_failure(caplog):
@@ -601,6 +664,23 @@ def test_handshake_timeout_is_a_counted_failure(caplog):
 
     arun(go())
     no_tracebacks(caplog)
+
+
+def test_configure_timeout_is_logged_as_timeout(caplog):
+    caplog.set_level(logging.INFO)
+
+    async def go():
+        pool = await FakePool(difficulty=D).start()
+        pool.on_message = lambda c, m: m.get("method") == "mining.configure"   # never answered
+        t = Timeouts(connect=2.0, handshake=0.3, reply=2.0, silence=30.0)
+        async with Harness([pool.url], timeouts=t) as h:
+            job = await h.wait_jobs(1)
+            assert job.version_mask == 0
+        await pool.stop()
+
+    arun(go())
+    assert "mining.configure not usable (timeout); no version rolling" in caplog.text
+    assert "not usable ()" not in caplog.text
 
 
 def test_resume_refused_falls_back_to_a_fresh_subscribe():

@@ -147,6 +147,7 @@ class CUDADevice(gpu_common.GPUDevice):
         self._slot = 0
         self.arch = ""
         self.model = ""
+        self.pci_bus_id = ""
         self.last_run_stats: dict[str, float] = {}
 
     def open(self) -> None:
@@ -160,6 +161,11 @@ class CUDADevice(gpu_common.GPUDevice):
         major = _check(drv.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self._dev), "attr")
         minor = _check(drv.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self._dev), "attr")
         self.arch = f"{major}{minor}"
+        try:   # "0000:01:00.0": what NVML looks the board up by for its power reading
+            self.pci_bus_id = _check(drv.cuDeviceGetPCIBusId(32, self._dev), "cuDeviceGetPCIBusId"
+                                     ).split(b"\0")[0].decode()
+        except Exception as exc:  # power figures are optional; mining is not
+            log.debug("%s: no PCI bus id: %s", self.name, exc)
         self._ctx = _check(drv.cuDevicePrimaryCtxRetain(self._dev), "cuDevicePrimaryCtxRetain")
         self._bind()
         arch = pick_arch(int(self.arch))
@@ -205,10 +211,12 @@ class CUDADevice(gpu_common.GPUDevice):
         self._drv = None
 
     def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"launch_size": self.tuner.size}
+        out: dict[str, Any] = {"launch_size": self.tuner.size, "vendor": "NVIDIA Corporation"}
         if self.model:
             out["model"] = self.model
             out["arch"] = f"sm_{self.arch}"
+        if self.pci_bus_id:
+            out["pci_bus_id"] = self.pci_bus_id
         out.update(self.last_run_stats)
         return out
 
@@ -368,6 +376,7 @@ class PyCUDADevice(CUDADevice):
             pdrv.init()
             dev = pdrv.Device(self.ordinal)
             self.model = dev.name()
+            self.pci_bus_id = dev.pci_bus_id()
             major, minor = dev.compute_capability()
             self.arch = f"{major}{minor}"
             self._ctx = dev.retain_primary_context()

@@ -98,6 +98,29 @@ def build_program(ctx, device, source: str, options: tuple[str, ...] = BUILD_OPT
     return prg, False
 
 
+def pci_bus_id(cl, device) -> str | None:
+    """The device's PCI address as "DDDD:BB:DD.F", from the vendor's OpenCL extension; None when the
+    device has none (a CPU device such as PoCL's) or its driver does not say.
+
+    NVIDIA (cl_nv_device_attribute_query): PCI_SLOT_ID_NV packs device << 3 | function.
+    AMD (cl_amd_device_attribute_query): TOPOLOGY_AMD carries bus, device and function."""
+    exts = device.extensions.split()
+    try:
+        if "cl_nv_device_attribute_query" in exts:
+            bus, slot = device.get_info(cl.device_info.PCI_BUS_ID_NV), device.get_info(cl.device_info.PCI_SLOT_ID_NV)
+            try:
+                domain = device.get_info(cl.device_info.PCI_DOMAIN_ID_NV)
+            except (cl.Error, AttributeError):   # older drivers: domain 0
+                domain = 0
+            return f"{domain:04x}:{bus & 0xFF:02x}:{(slot >> 3) & 0x1F:02x}.{slot & 7:x}"
+        if "cl_amd_device_attribute_query" in exts:
+            t = device.get_info(cl.device_info.TOPOLOGY_AMD)
+            return f"0000:{t.bus:02x}:{t.device:02x}.{t.function:x}"
+    except (cl.Error, AttributeError, TypeError, ValueError) as exc:
+        log.debug("%s: no PCI bus id: %s", device.name, exc)
+    return None
+
+
 class OpenCLDevice(gpu_common.GPUDevice):
     kind = "opencl"
 
@@ -157,6 +180,11 @@ class OpenCLDevice(gpu_common.GPUDevice):
         if self._device is not None:
             out["model"] = self._device.name
             out["driver"] = self._device.driver_version
+            out["vendor"] = self._device.vendor
+            out["vendor_id"] = self._device.vendor_id
+            bus = pci_bus_id(self._cl, self._device)
+            if bus:
+                out["pci_bus_id"] = bus
         out["launch_size"] = self.tuner.size
         out.update(self.last_run_stats)
         return out

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 from miner import core
 from miner.errors import CoreError
+from miner.units import human
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def cycles_per_nonce(impl: str, nonces: int = 1 << 22) -> float | None:
 
 
 def _fmt_rate(hs: float) -> str:
-    return f"{hs / 1e6:.2f} MH/s" if hs >= 1e5 else f"{hs / 1e3:.1f} kH/s"
+    return human(hs, "H/s")
 
 
 def _resolve_impls(wanted: list[str] | None) -> list[str]:

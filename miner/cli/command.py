@@ -98,17 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_pool_arguments(p)
     g = p.add_argument_group("devices")
     options.add_device_arguments(g)
-    g.add_argument("--hw-error-limit", type=int, default=20, metavar="N",
+    g.add_argument("--hw-error-limit", type=positive_int, default=20, metavar="N",
                    help="disable a device after N hardware errors when they outnumber its good nonces (default 20)")
     g = p.add_argument_group("run")
     g.add_argument("--benchmark", action="store_true", help="mine offline on an embedded job; no pool needed")
-    g.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this many seconds")
+    g.add_argument("--time-limit", type=positive_seconds, metavar="SECONDS", help="stop after this many seconds")
     g.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     g.add_argument("--quiet", action="store_true", help="no status display; warnings and errors only")
     g.add_argument("--log-file", metavar="FILE", help="also write the log to FILE")
     g.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level (default info)")
-    g.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
+    g.add_argument("--status-interval", type=status_seconds, default=10.0, metavar="SECONDS",
                    help="seconds between status lines without a terminal (default 10)")
     g.add_argument("--retry-pools", action="store_true",
                    help="when no pool answers at start, keep retrying with back-off instead of exiting 3 "
@@ -187,6 +187,10 @@ def _convert(path: str, key: str, action: argparse.Action, value: Any) -> Any:
         return value
 
     def one(v: Any) -> Any:
+        if action.type is None and not isinstance(v, str):
+            raise ConfigError(f"config file {path}: '{key}' must be a string, got {_toml_type(v)} {v!r}")
+        if action.type is not None and (isinstance(v, bool) or not isinstance(v, (str, int, float))):
+            raise ConfigError(f"config file {path}: '{key}' must be a number, got {_toml_type(v)} {v!r}")
         if action.type is not None and isinstance(v, (str, int, float)):
             try:
                 v = action.type(v if isinstance(v, str) else str(v)) if action.type is not float else float(v)
@@ -197,6 +201,20 @@ def _convert(path: str, key: str, action: argparse.Action, value: Any) -> Any:
         return v
 
     return [one(v) for v in value] if append else one(value)
+
+
+def _toml_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a float"
+    if isinstance(v, (list, tuple)):
+        return "an array"
+    if isinstance(v, dict):
+        return "a table"
+    return f"a {type(v).__name__}"
 
 
 # ----------------------------------------------------------------- logging

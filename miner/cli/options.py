@@ -23,6 +23,30 @@ from miner.stratum.config import PoolConfig
 DEFAULT_VERSION_MASK = 0x1FFFE000
 
 
+
+def _number(text: str, kind: type, low: float, what: str):
+    """argparse type: a number of ``kind`` >= low (a TOML value comes here as its text too)."""
+    try:
+        v = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not (v >= low) or v in (float("inf"), float("-inf")):   # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, 1, "a positive whole number")
+
+
+def positive_seconds(text: str) -> float:
+    return _number(text, float, 1e-9, "a positive number of seconds")
+
+
+def status_seconds(text: str) -> float:
+    return _number(text, float, 0.1, "a number of seconds of at least 0.1")
+
+
 def version_mask(text: str) -> int:
     try:
         v = int(text, 16)
@@ -78,7 +102,7 @@ def add_device_arguments(g) -> None:
     g.add_argument("--device", action="append", metavar="SPEC",
                    help="pick devices: cpu:THREADS, opencl:PLATFORM:DEVICE, cuda:N, icarus:PORT, bm1370:PORT "
                         "(see 'miner devices')")
-    g.add_argument("-t", "--threads", type=int, metavar="N", help="CPU mining threads (default: all cores)")
+    g.add_argument("-t", "--threads", type=positive_int, metavar="N", help="CPU mining threads (default: all cores)")
     g.add_argument("--core", metavar="IMPL", help="force a CPU core implementation: portable, avx2, shani")
     g.add_argument("--gpu-kernel-ms", dest="gpu_kernel_ms", type=float, default=None, metavar="MS",
                    help="target kernel time per GPU launch; the launch size auto-tunes toward it "

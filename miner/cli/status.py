@@ -15,26 +15,15 @@ import time
 from typing import IO, Callable
 
 from miner.engine.stats import MinerSnapshot
-
-_SI = ["", "k", "M", "G", "T", "P", "E"]
+from miner.units import human
 
 
 def fmt_rate(hs: float, unit: str = "H/s") -> str:
-    i = 0
-    while hs >= 1000 and i < len(_SI) - 1:
-        hs /= 1000.0
-        i += 1
-    return f"{hs:.2f} {_SI[i]}{unit}"
+    return human(hs, unit)
 
 
 def fmt_diff(d: float) -> str:
-    if d == float("inf"):
-        return "inf"
-    i = 0
-    while d >= 1000 and i < len(_SI) - 1:
-        d /= 1000.0
-        i += 1
-    return f"{d:.3g}{_SI[i]}"
+    return human(d)
 
 
 def fmt_duration(s: float) -> str:
@@ -90,7 +79,7 @@ def status_line(snap: MinerSnapshot) -> str:
         parts.insert(1, f"{pool.url} diff {fmt_diff(pool.difficulty)}")
     eff = efficiency_j_per_th(snap.watts, snap)
     if eff is not None:
-        parts.append(f"{snap.watts:.0f} W {eff:.1f} J/TH")
+        parts.append(f"{snap.watts:.0f} W {human(eff, 'J/TH')}")
     if snap.paused:
         parts.append(f"PAUSED ({snap.pause_reason})")
     return " | ".join(parts)
@@ -206,7 +195,7 @@ def build_panel(snap: MinerSnapshot, width: int = 80):
     parts = [] if offline else [f"effective {fmt_rate_short(snap.effective_hashrate)}"]
     eff = efficiency_j_per_th(snap.watts, snap)
     if eff is not None:
-        parts.append(f"{eff:.1f} J/TH")
+        parts.append(human(eff, 'J/TH'))
     if snap.paused:
         parts.append(f"PAUSED: {snap.pause_reason}")
     parts.append("q quit, p pause")

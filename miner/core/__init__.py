@@ -24,6 +24,7 @@ import threading
 import time
 
 from miner.errors import CoreError
+from miner.units import human
 
 __all__ = ["sha256d", "scan", "implementations", "selected", "select", "resolve", "scan_abortable", "AbortFlag",
            "max_versions", "scan_versions"]
@@ -131,7 +132,7 @@ def _measure_fastest() -> int:
             best[i] = min(best[i], time.perf_counter() - t0)
     win = min(cands, key=lambda i: (best[i], _preference(i, names)))
     log.info("core: %s selected (fastest in a %d-nonce trial: %s)", names[win], _TRIAL_NONCES,
-             ", ".join(f"{names[i]} {_TRIAL_NONCES / best[i] / 1e6:.1f} MH/s" for i in cands))
+             ", ".join(f"{names[i]} {human(_TRIAL_NONCES / best[i], 'H/s')}" for i in cands))
     return win
 
 

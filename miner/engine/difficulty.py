@@ -26,10 +26,16 @@ def check_difficulty(d: object) -> Fraction:
     return Fraction(d)
 
 
+MAX_SHARE_DIFFICULTY = DIFF1_TARGET   # above it floor(diff1 / d) is 0, a target no hash can meet
+
+
 def target_from_difficulty(d: int | float | Fraction) -> int:
-    """Share target for pool difficulty d: floor(diff1 / d), capped at 2^256-1."""
+    """Share target for pool difficulty d: floor(diff1 / d), within 1 .. 2^256-1.
+
+    A difficulty above MAX_SHARE_DIFFICULTY (a pool sending 1e300) gets target 1, the smallest
+    there is, rather than 0, which no hash meets; the session warns about such a difficulty."""
     f = check_difficulty(d)
-    return min(MAX_TARGET, (DIFF1_TARGET * f.denominator) // f.numerator)
+    return max(1, min(MAX_TARGET, (DIFF1_TARGET * f.denominator) // f.numerator))
 
 
 def difficulty_from_target(target: int) -> float:

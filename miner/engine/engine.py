@@ -141,7 +141,7 @@ class Engine:
         self._meter = RateMeter()
         self._effective = RateMeter()
         self._local = {"accepted": 0, "best": 0.0, "blocks": 0}  # benchmark mode (no pool)
-        self._engine_stale = 0   # stale shares the engine dropped before the pool client saw them
+        self._engine_stale = 0   # stale shares no pool manager counted (offline benchmark, or after shutdown)
         self._started_wall = time.time()
         self._started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -177,7 +177,7 @@ class Engine:
         for fn in listeners:
             fn()
         self._on_event("job", {"job_id": job.job_id, "pool": job.pool_id, "clean": job.clean,
-                               "difficulty": job.difficulty, "generation": self._generation})
+                               "target_difficulty": float(job.difficulty), "generation": self._generation})
 
     def _new_stream(self, job: Job, device_rolls: bool) -> _Stream | None:
         """Next disjoint (extranonce2, version) of ``job``; caller holds _cond."""
@@ -257,7 +257,7 @@ class Engine:
         if value > work.job.share_target:
             return False  # a valid device result below the pool's difficulty
         share = Share(work.job, work.extranonce2, work.ntime, nonce, ver, h, st.device.name)
-        st.best_share = max(st.best_share, share.difficulty)
+        st.best_share = max(st.best_share, share.share_difficulty)
         if work.generation != self._generation:
             self._count_stale(share)
             return False
@@ -275,24 +275,43 @@ class Engine:
             log.warning("BLOCK FOUND by %s: hash %s", share.device, share.hash[::-1].hex())
         if self.pools is None:  # offline benchmark: count locally
             self._local["accepted"] += 1
-            self._local["best"] = max(self._local["best"], share.difficulty)
+            self._local["best"] = max(self._local["best"], share.share_difficulty)
             self._local["blocks"] += int(share.is_block)
             self.pool_event("share", {"result": "accepted", "device": share.device, "job_id": share.job.job_id,
-                                      "difficulty": share.job.difficulty, "share_difficulty": share.difficulty,
-                                      "local": True})
+                                      "target_difficulty": float(share.job.difficulty),
+                                      "share_difficulty": share.share_difficulty, "local": True})
             return
         self.pools.submit(share)
 
     def _count_stale(self, share: Share) -> None:
+        """A share for work a clean job replaced (device thread or loop): counted stale once, never sent."""
+        why = "job replaced by a clean job"
+        log.info("%s: share for job %s found after a clean job; counted stale, not sent",
+                 share.device, share.job.job_id)
+        if self.pools is not None:
+            # The pool manager counts it with its pool (per device through pool_event), so the
+            # per-pool line and every total agree.
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                if self._in_loop():
+                    self.pools.discard_stale(share, why)
+                else:
+                    loop.call_soon_threadsafe(self.pools.discard_stale, share, why)
+                return
+            # The loop is gone (a device thread that outlived shutdown): counted here instead.
         st = self._by_name.get(share.device)
         if st is not None:
             st.stale += 1
-        self._engine_stale += 1  # not through pool_event: the pool client never saw this share
-        log.info("%s: share for job %s found after a clean job; counted stale, not sent",
-                 share.device, share.job.job_id)
+        self._engine_stale += 1
         self._on_event("share", {"result": "stale", "device": share.device, "job_id": share.job.job_id,
-                                 "difficulty": share.job.difficulty, "share_difficulty": share.difficulty,
-                                 "reason": "job replaced by a clean job", "local": True})
+                                 "target_difficulty": float(share.job.difficulty),
+                                 "share_difficulty": share.share_difficulty, "reason": why, "local": True})
+
+    def _in_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
 
     def pool_event(self, kind: str, data: dict) -> None:
         """Event sink for the pool manager (loop thread): account share outcomes per device, then forward."""
@@ -303,7 +322,9 @@ class Engine:
     def _account_share(self, data: dict) -> None:
         st = self._by_name.get(data.get("device", ""))
         result = data.get("result")
-        diff = float(data.get("difficulty") or 0.0)
+        # Credit the job's target difficulty, as cgminer and the pool do; the share's own
+        # (achieved) difficulty is only a best-share figure and would inflate these 5-30x.
+        diff = float(data.get("target_difficulty") or 0.0)
         if st is not None:
             if data.get("corrects") == "rejected":   # a late reply: the share was counted rejected
                 st.rejected = max(0, st.rejected - 1)

@@ -92,7 +92,9 @@ class Share:
     device: str = ""
 
     @property
-    def difficulty(self) -> float:
+    def share_difficulty(self) -> float:
+        """The difficulty this share's hash achieved (at least the job's target_difficulty,
+        usually more). Only for best-share figures: pools credit the job's difficulty."""
         return difficulty_from_hash(self.hash)
 
     @property

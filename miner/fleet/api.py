@@ -122,7 +122,7 @@ def parse_request(raw: bytes) -> ApiRequest:
     if text.startswith("{"):
         try:
             obj = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):   # RecursionError: nesting deeper than the parser's stack
             return ApiRequest(error=status("E", MSG_INVJSON, "Invalid JSON"))
         if not isinstance(obj, dict):
             return ApiRequest(error=status("E", MSG_INVJSON, "Invalid JSON"))
@@ -274,7 +274,7 @@ class ApiCommands:
             "Total MH": round(hr.get("av", 0.0) * s.elapsed / 1e6, 4),
             "Work Utility": round(s.difficulty_accepted / mins, 4) if mins else 0.0,
             "Difficulty Accepted": s.difficulty_accepted, "Difficulty Rejected": s.difficulty_rejected,
-            "Difficulty Stale": s.difficulty_stale, "Best Share": int(s.best_share),
+            "Difficulty Stale": s.difficulty_stale, "Best Share": s.best_share,
             "Device Hardware%": round(100.0 * s.hw_errors / (s.hw_errors + total_shares), 4)
             if s.hw_errors + total_shares else 0.0,
             "Pool Rejected%": round(100.0 * s.difficulty_rejected / total_diff, 4) if total_diff else 0.0,
@@ -430,7 +430,7 @@ def _dev_row(d: DeviceSnapshot, cls: str, idx: int, s: MinerSnapshot) -> dict[st
         "Last Share Pool": s.current_pool if s.current_pool is not None else -1,
         "Last Share Time": int(d.last_share_time or 0),
         "Total MH": round(hr.get("av", 0.0) * (d.elapsed or s.elapsed) / 1e6, 4),
-        "Difficulty Accepted": d.difficulty_accepted, "Best Share": int(d.best_share),
+        "Difficulty Accepted": d.difficulty_accepted, "Best Share": d.best_share,
         "Device Hardware%": round(100.0 * d.hw_errors / (d.hw_errors + d.accepted + d.rejected), 4)
         if d.hw_errors + d.accepted + d.rejected else 0.0,
         "Device Rejected%": round(100.0 * d.rejected / (d.accepted + d.rejected), 4)
@@ -456,7 +456,7 @@ def _pool_row(p: PoolSnapshot) -> dict[str, Any]:
         "Difficulty Stale": p.difficulty_stale, "Last Share Difficulty": p.difficulty,
         "Work Difficulty": p.difficulty, "Has Stratum": True, "Stratum Active": p.active,
         "Stratum URL": host if p.active else "", "Stratum Difficulty": p.difficulty,
-        "Has Vmask": bool(p.version_mask), "Has GBT": False, "Best Share": int(p.best_share),
+        "Has Vmask": bool(p.version_mask), "Has GBT": False, "Best Share": p.best_share,
         "Pool Rejected%": round(100.0 * p.difficulty_rejected / total_diff, 4) if total_diff else 0.0,
         "Pool Stale%": round(100.0 * p.difficulty_stale / total_diff, 4) if total_diff else 0.0,
         "Bad Work": 0, "Current Block Height": 0, "Current Block Version": 0,
@@ -589,7 +589,7 @@ class ApiServer:
             except json.JSONDecodeError as e:
                 # An error before the end of what arrived means invalid, not unfinished.
                 return e.pos < len(e.doc.rstrip()) and not e.msg.startswith("Unterminated string")
-            except ValueError:  # undecodable bytes
+            except (ValueError, RecursionError):  # undecodable bytes, or nested too deep to parse
                 return True
         return False
 

@@ -4,7 +4,8 @@ Where a number comes from, in order:
   1. a per-device value the user configured (--device-watts SPEC=W, SPEC being
      the device name, its spec or its kind);
   2. ASIC: the driver's own estimate (info["watts"], chip model x frequency);
-     GPU: NVML's power reading when nvidia-ml-py and an NVIDIA driver are present;
+     GPU: NVML's power reading for an NVIDIA device that published its PCI bus id
+          (info["pci_bus_id"]), when nvidia-ml-py and an NVIDIA driver are present;
      CPU: the Linux powercap/RAPL package energy counter (energy_uj), as a delta;
   3. the per-kind value the user configured (--asic-watts, --gpu-watts, --cpu-watts).
 Unknown stays None: an unknown power is never shown as zero.
@@ -190,12 +191,11 @@ class _Nvml:
             if self._state != "ready":
                 return None
             nv = self._mod
+            bus = info.get("pci_bus_id")
+            if not bus:   # never a guess: GPU 0's watts would be shown for every device
+                return None
             try:
-                bus = info.get("pci_bus_id")
-                if bus:
-                    handle = nv.nvmlDeviceGetHandleByPciBusId(bus.encode() if isinstance(bus, str) else bus)
-                else:
-                    handle = nv.nvmlDeviceGetHandleByIndex(int(info.get("index", 0)))
+                handle = nv.nvmlDeviceGetHandleByPciBusId(bus.encode() if isinstance(bus, str) else bus)
                 return nv.nvmlDeviceGetPowerUsage(handle) / 1000.0  # milliwatts
             except Exception as e:  # NVMLError subclasses: this GPU gives no reading
                 log.debug("NVML power reading unavailable: %s", e)
@@ -206,8 +206,17 @@ _nvml = _Nvml()
 
 
 def nvml_watts(info: dict[str, Any]) -> float | None:
-    """Board power from NVML for the GPU named by info["pci_bus_id"] or info["index"]; None if unavailable."""
+    """Board power from NVML for the GPU at info["pci_bus_id"]; None if unavailable or not given."""
     return _nvml.watts(info)
+
+
+NVIDIA_PCI_VENDOR = 0x10DE
+
+
+def is_nvidia(kind: str, info: dict[str, Any]) -> bool:
+    """Whether NVML can know this device: CUDA devices, and OpenCL devices of NVIDIA's driver."""
+    return (kind == "cuda" or info.get("vendor_id") == NVIDIA_PCI_VENDOR
+            or str(info.get("vendor", "")).lower().startswith("nvidia"))
 
 
 def device_watts(kind: str, info: dict[str, Any], args: argparse.Namespace | None) -> float | None:
@@ -223,7 +232,7 @@ def device_watts(kind: str, info: dict[str, Any], args: argparse.Namespace | Non
             return float(w)
         return _configured(args, "asic_watts")
     if kind in GPU_KINDS:
-        w = nvml_watts(info)
+        w = nvml_watts(info) if is_nvidia(kind, info) and info.get("pci_bus_id") else None
         return w if w is not None else _configured(args, "gpu_watts")
     if kind == "cpu":
         w = _cpu_rapl_watts(getattr(args, "powercap_root", None) or POWERCAP_ROOT)

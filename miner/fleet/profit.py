@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 
 from miner.errors import ConfigError
+from miner.units import human
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,7 @@ def parse_hashrate(text: str) -> float:
 
 
 def format_hashrate(hs: float) -> str:
-    for suffix, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if hs >= scale:
-            return f"{hs / scale:.3g} {suffix}H/s"
-    return f"{hs:.3g} H/s"
+    return human(hs, "H/s")
 
 
 def btc_per_day(hashrate_hs: float, difficulty: float, fee_btc: float = 0.0, subsidy_btc: float = SUBSIDY_BTC) -> float:
@@ -148,7 +146,7 @@ def report(e: Economics, difficulty_source: str, currency: str = DEFAULT_CURRENC
     be = e.breakeven_energy_price
     month = DAYS_PER_MONTH
     lines = [
-        f"hashrate        {format_hashrate(e.hashrate)}  at {e.watts:g} W  ({jth:.2f} J/TH)",
+        f"hashrate        {format_hashrate(e.hashrate)}  at {e.watts:g} W  ({human(jth, 'J/TH')})",
         f"difficulty      {e.difficulty:.6g}  ({difficulty_source})",
         f"reward/block    {e.subsidy_btc:g} BTC subsidy + {e.fee_btc:g} BTC fees",
         f"pool fee        {e.pool_fee_pct:g} %",

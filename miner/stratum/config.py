@@ -44,7 +44,9 @@ class PoolConfig:
 def parse_url(url: str) -> tuple[str, int, bool]:
     """(host, port, tls) from stratum+tcp://host:port, stratum+ssl:// or stratum+tls://.
     A bare host:port means stratum+tcp. Raises ConfigError with the fix."""
-    if not isinstance(url, str) or not url.strip():
+    if not isinstance(url, str):
+        raise ConfigError(f"pool URL must be text such as stratum+tcp://host:port, got {type(url).__name__} {url!r}")
+    if not url.strip():
         raise ConfigError("pool URL is empty; use stratum+tcp://host:port")
     text = url.strip()
     if "://" not in text:

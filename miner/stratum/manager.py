@@ -270,6 +270,9 @@ class PoolManager:
                       share.device or "?", problem)
             self._event("share", self._share_data(share, "invalid", problem))
             return
+        # Best share: every host-checked share found for this pool, whatever the pool says of it
+        # (as cgminer counts it); the engine's per-device figure is the same set of shares.
+        p.best_share = max(p.best_share, share.share_difficulty)
         s = self._session
         if self._active is not p or s is None or s.closed or not s.authorized:
             if self._active is not None and self._active is not p:
@@ -285,6 +288,18 @@ class PoolManager:
             self._count_stale(p, share, "job dropped by the pool")
             return
         self._send(p, s, share)
+
+    def discard_stale(self, share: Share, why: str) -> None:
+        """Count a share the engine found for work a clean job replaced: stale at its pool, never sent.
+
+        Every stale share is counted here, so the pool line, the status line, the API and /metrics
+        show one number."""
+        p = self._pools.get(share.job.pool_id)
+        if p is None:
+            self._event("share", self._share_data(share, "stale", "pool removed"))
+            return
+        p.best_share = max(p.best_share, share.share_difficulty)
+        self._count_stale(p, share, why)
 
     def submit_threadsafe(self, share: Share) -> None:
         """submit() from another thread (a device's reader thread): queued onto the manager's loop."""
@@ -342,10 +357,9 @@ class PoolManager:
     def _count_accepted(self, p: _Pool, share: Share, corrects: str | None = None) -> None:
         job = share.job
         p.accepted += 1
-        p.diff_accepted += float(job.difficulty)
-        p.best_share = max(p.best_share, share.difficulty)
+        p.diff_accepted += float(job.difficulty)   # credited at the job's target, as pools do
         p.last_share_time = time.time()
-        log.info("pool %d: share accepted (diff %.4g / %.4g) from %s", p.id, share.difficulty,
+        log.info("pool %d: share accepted (diff %.4g / %.4g) from %s", p.id, share.share_difficulty,
                  float(job.difficulty), share.device or "?")
         self._event("share", self._share_data(share, "accepted", None, corrects))
 
@@ -393,7 +407,7 @@ class PoolManager:
     @staticmethod
     def _share_data(share: Share, result: str, reason: str | None, corrects: str | None = None) -> dict:
         data = {"result": result, "reason": reason, "pool": share.job.pool_id, "device": share.device,
-                "job_id": share.job.job_id, "difficulty": share.difficulty,
+                "job_id": share.job.job_id, "share_difficulty": share.share_difficulty,
                 "target_difficulty": float(share.job.difficulty), "block": share.is_block}
         if corrects is not None:
             data["corrects"] = corrects     # this verdict replaces an earlier one for the same share
@@ -554,7 +568,7 @@ class PoolManager:
         p.difficulty = float(job.difficulty)
         p.version_mask = job.version_mask
         self._event("job", {"pool": p.id, "job_id": job.job_id, "clean": job.clean,
-                            "difficulty": float(job.difficulty)})
+                            "target_difficulty": float(job.difficulty)})
         try:
             self._on_job_cb(job)
         except Exception:

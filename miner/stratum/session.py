@@ -26,6 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from miner.engine.difficulty import MAX_SHARE_DIFFICULTY, network_difficulty, target_from_difficulty
 from miner.errors import PoolError, ProtocolError
 from miner.engine.job import Job, Share
 from miner.stratum import codec
@@ -35,6 +36,27 @@ log = logging.getLogger(__name__)
 MAX_JOBS = 64                  # jobs kept per session; pools rarely honour more than a few
 MAX_BAD_LINES = 50             # malformed lines in a row before the session is reset
 MAX_LATE = 4096                # given-up submits whose late reply is still awaited for a correction
+TLS_HANDSHAKE_S = 5.0          # a TLS server answers a ClientHello at once; silence means a plain-TCP port
+
+PLAIN_TCP_HINT = "the port may speak plain TCP, not TLS: if so, use stratum+tcp://"
+
+
+def tls_failure(e: BaseException) -> str:
+    """Why a TLS handshake failed, and the fix, in one line."""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        detail = f" ({e.verify_message})" if e.verify_message else ""
+        if "hostname mismatch" in (e.verify_message or "").lower():
+            return (f"CERTIFICATE_VERIFY_FAILED{detail}: connect by a name the certificate lists, "
+                    "or --insecure")
+        return f"CERTIFICATE_VERIFY_FAILED{detail}: use --cert CA.pem for a private CA, or --insecure"
+    if isinstance(e, ssl.SSLError):
+        if e.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                        "UNKNOWN_PROTOCOL", "HTTP_REQUEST") or isinstance(e, ssl.SSLEOFError):
+            return f"the server's answer is not TLS ({e.reason or e}); {PLAIN_TCP_HINT}"
+        return str(e.reason or e)
+    if isinstance(e, asyncio.TimeoutError) or "longer than" in str(e):
+        return f"no TLS answer within {TLS_HANDSHAKE_S:g} s; {PLAIN_TCP_HINT}"
+    return f"the server closed the connection during the TLS handshake; {PLAIN_TCP_HINT}"
 
 
 @dataclass(frozen=True)
@@ -139,15 +161,12 @@ class StratumSession:
         ep = self.endpoint
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(ep.host, ep.port, ssl=self._ssl,
-                                        server_hostname=ep.host if self._ssl else None,
-                                        limit=codec.MAX_LINE * 2),
-                self.timeouts.connect)
-        except ssl.SSLError as e:
-            raise PoolError(f"{self.label}: TLS failed: {e.reason or e}") from e
+                asyncio.open_connection(ep.host, ep.port, limit=codec.MAX_LINE * 2), self.timeouts.connect)
         except (OSError, asyncio.TimeoutError) as e:
-            raise PoolError(f"{self.label}: cannot connect to {ep.host}:{ep.port}: "
-                            f"{e or 'timed out'}") from e
+            why = "timed out" if isinstance(e, asyncio.TimeoutError) else (e.strerror or str(e) or type(e).__name__)
+            raise PoolError(f"{self.label}: cannot connect to {ep.host}:{ep.port}: {why}") from e
+        if self._ssl is not None:
+            await self._start_tls()
         sock = self._writer.get_extra_info("socket")
         if sock is not None:
             try:
@@ -165,6 +184,21 @@ class StratumSession:
             await self.close()
             raise
 
+    async def _start_tls(self) -> None:
+        """TLS over the connected socket, in a step of its own so a failure says what it was."""
+        ep = self.endpoint
+        assert self._writer is not None and self._ssl is not None
+        try:
+            await asyncio.wait_for(self._writer.start_tls(self._ssl, server_hostname=ep.host,
+                                                          ssl_handshake_timeout=TLS_HANDSHAKE_S),
+                                   TLS_HANDSHAKE_S + 1.0)
+        except BaseException as e:
+            self._writer.transport.abort()
+            self._reader = self._writer = None
+            if isinstance(e, (OSError, asyncio.TimeoutError, ssl.SSLError)):
+                raise PoolError(f"{self.label}: TLS failed: {tls_failure(e)}") from e
+            raise
+
     async def _handshake(self) -> None:
         if self.want_rolling and self.requested_mask:
             try:
@@ -175,7 +209,8 @@ class StratumSession:
                 self.rolling_negotiated = bool(self.version_mask)
             except (ProtocolError, asyncio.TimeoutError) as e:
                 # A pool that ignores or mangles configure is a pool without version rolling.
-                log.info("%s: mining.configure not usable (%s); no version rolling", self.label, e or "timeout")
+                log.info("%s: mining.configure not usable (%s); no version rolling", self.label,
+                         "timeout" if isinstance(e, asyncio.TimeoutError) else (str(e) or type(e).__name__))
                 self.version_mask = 0
             log.info("%s: version rolling %s", self.label,
                      f"mask {self.version_mask:08x}" if self.version_mask else "off")
@@ -427,6 +462,17 @@ class StratumSession:
             reason = f"read failed: {e}"
         self._end(reason)
 
+    def _warn_unreachable(self, d: float) -> None:
+        """A difficulty no share can meet in practice is the pool's mistake; mining goes on, warned."""
+        if d > MAX_SHARE_DIFFICULTY:
+            log.warning("%s: the pool set difficulty %g, beyond any hash (the share target is clamped to 1): "
+                        "no share will be found until it sends a lower one", self.label, d)
+            return
+        job = self.last_job
+        if job is not None and target_from_difficulty(d) < job.network_target:
+            log.warning("%s: the pool set difficulty %g, above the network's %.4g: only a block would be a "
+                        "share", self.label, d, network_difficulty(job.nbits))
+
     def _bad_line(self, why: str) -> None:
         self._bad_lines += 1
         log.warning("%s: ignored a malformed line from the pool: %s", self.label, why)
@@ -477,7 +523,8 @@ class StratumSession:
             # Applies to the NEXT job: jobs already out keep the difficulty they were issued with.
             self.difficulty = b.difficulty
             log.info("%s: difficulty %s for the next job", self.label, b.difficulty)
-            self._on_event("difficulty", {"pool": self.pool_id, "difficulty": float(b.difficulty)})
+            self._warn_unreachable(float(b.difficulty))
+            self._on_event("difficulty", {"pool": self.pool_id, "target_difficulty": float(b.difficulty)})
         elif isinstance(b, codec.SetExtranonce):
             if (b.extranonce1, b.extranonce2_size) == (self.extranonce1, self.extranonce2_size):
                 # A message that changes nothing changes nothing: the work out there stays valid.
