@@ -13,8 +13,11 @@ import math
 PREFIXES = ("", "k", "M", "G", "T", "P", "E", "Z", "Y")
 
 
-def human(value: float | None, unit: str = "") -> str:
-    """``value`` with an SI prefix; "-" for None (unknown), "inf"/"nan" as such."""
+def human(value: float | None, unit: str = "", digits: int | None = None) -> str:
+    """``value`` with an SI prefix; "-" for None (unknown), "inf"/"nan" as such.
+
+    ``digits`` asks for that many significant digits instead of two decimals, for narrow columns
+    (the 80-column panel): ``human(12.345e6, "H/s", digits=3)`` is "12.3 MH/s"."""
     if value is None:
         return "-"
     v = float(value)
@@ -25,9 +28,10 @@ def human(value: float | None, unit: str = "") -> str:
         text, prefix = f"{v:.3g}", ""
     else:
         i = 0
-        while i < len(PREFIXES) - 1 and round(v, 2) >= 1000:
+        while i < len(PREFIXES) - 1 and (round(v, 2) if digits is None else float(f"{v:.{digits}g}")) >= 1000:
             v /= 1000.0
             i += 1
-        text, prefix = f"{v:.2f}", PREFIXES[i]
+        text = f"{v:.2f}" if digits is None else f"{v:.{digits}g}"
+        prefix = PREFIXES[i]
     suffix = f" {prefix}{unit}" if unit else prefix
     return f"{sign}{text}{suffix}"

@@ -64,8 +64,8 @@ def test_panel_fits_and_keeps_each_device_on_one_line(width):
         # the rates and A/R/HW sit on the device's own line: nothing wraps
         assert "1.23 TH/s" in row[0] and "1.2 TH/s" in row[0] and "1393/2/3" in row[0], row[0]
         if width >= 72:
-            assert "51.2k" in row[0] and " 18 " in row[0] and "61" in row[0], row[0]
-    assert "pool.example.com:3333" in lines[0] and "diff 4.1k" in lines[0], lines[0]
+            assert "51.23k" in row[0] and " 18 " in row[0] and "61" in row[0], row[0]
+    assert "pool.example.com:3333" in lines[0] and "diff 4.10k" in lines[0], lines[0]
 
 
 def test_long_ports_keep_the_part_that_differs():

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from miner import __version__
 from miner.cli import options
+from miner.cli.options import positive_int, positive_seconds, status_seconds
 from miner.cli.mine import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, cmd_mine
 from miner.errors import BackendUnavailable, ConfigError, MinerError
 from miner.fleet import wiring

@@ -124,11 +124,7 @@ def short_name(name: str, width: int = 18) -> str:
 
 def fmt_rate_short(hs: float, unit: str = "H/s") -> str:
     """Three significant digits: '1.23 TH/s', '12.3 GH/s', '123 MH/s' (at most 9 characters)."""
-    i = 0
-    while hs >= 999.5 and i < len(_SI) - 1:
-        hs /= 1000.0
-        i += 1
-    return f"{hs:.3g} {_SI[i]}{unit}" if hs >= 1 or hs == 0 else f"{hs:.2f} {_SI[i]}{unit}"
+    return human(hs, unit, digits=3)
 
 
 _SHORT_STATUS = {"starting": "start", "disabled": "off", "paused": "pause"}
