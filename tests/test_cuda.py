@@ -197,8 +197,9 @@ class TimedContext:
     """A DeviceContext with one endless difficulty-1 job, stopping after ``seconds``."""
 
     def __init__(self, seconds: float):
-        from miner.engine.job import Job, dsha256
-        self.job = Job("bench", dsha256(b"p"), b"\x01" * 50, b"\x02" * 40, (), 0x20000000, 0x1D00FFFF,
+        from miner.engine.job import Job
+        from miner.sha256 import sha256d
+        self.job = Job("bench", sha256d(b"p"), b"\x01" * 50, b"\x02" * 40, (), 0x20000000, 0x1D00FFFF,
                        0x65000000, True, b"\x00\x00\x00\x01", 4, 1)
         self.deadline = time.perf_counter() + seconds
         self.en2, self.pos, self.hashed, self.good, self.bad = 0, 0, 0, 0, 0

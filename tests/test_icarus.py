@@ -15,7 +15,7 @@ from miner.drivers.emu.emulator import PtyServer
 from miner.drivers.icarus import GOLDEN_REPLY, GOLDEN_WORK, IcarusDevice, parse_work_packet, work_packet
 from miner.drivers.transport import SerialTransport
 from miner.errors import DeviceError
-from miner.engine.job import dsha256
+from miner.sha256 import sha256d
 
 VECTORS = Path(__file__).parent / "vectors"
 ERUPTER = ICARUS_MODELS["erupter"]
@@ -44,7 +44,7 @@ def test_work_packet_matches_hashlib():
     mid, tail = parse_work_packet(packet)
     assert tail == header[64:76]
     nonce_bytes = os.urandom(4)
-    assert MS.hash_from_midstate(mid, tail + nonce_bytes) == dsha256(header[:76] + nonce_bytes)
+    assert MS.hash_from_midstate(mid, tail + nonce_bytes) == sha256d(header[:76] + nonce_bytes)
 
 
 def _stick(diff=TEST_DIFF, options=None, **emu):
@@ -71,6 +71,33 @@ def test_icarus_mines_over_pty():
     assert ctx.hw_errors == 0 and info["hw_errors"] == 0 and ctx.all_shares_valid()
     assert info["valid"] >= len(ctx.shares) and ctx.hash_count == info["valid"] * int(TEST_DIFF * 2 ** 32)
     assert info["model"] == "Block Erupter" and info["watts"] == ERUPTER.watts
+
+
+def test_an_icarus_nonce_is_hashed_once_on_the_host(monkeypatch):
+    # The driver's check places a reply (current or previous work), counts it and goes to the
+    # engine with the nonce: no header is hashed twice on the host.
+    import miner.engine.job as job_mod
+    headers = []
+    real = job_mod.sha256d
+
+    def counting(data):
+        if len(data) == 80:
+            headers.append(bytes(data))
+        return real(data)
+    monkeypatch.setattr(job_mod, "sha256d", counting)
+    emu, server, dev = _stick()
+    ctx = TestContext(session_job(difficulty=1e-4, version_mask=0))
+    t = run_device(dev, ctx)
+    try:
+        assert ctx.wait_for(lambda: dev.info()["valid"] >= 5, 20), dev.info()
+    finally:
+        ctx.stop()
+        t.join(5)
+        server.close()
+    assert t.error is None and ctx.hw_errors == 0
+    assert len(headers) >= len(ctx.submitted) >= 5 and len(headers) == len(set(headers))
+    for (work, nonce, _, _), check in zip(ctx.submitted, ctx.checks):
+        assert check is not None and check.nonce == nonce and check.meets(dev.claimed_target)
 
 
 def test_full_range_timing_switches_work_before_exhaustion():

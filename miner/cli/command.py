@@ -313,7 +313,8 @@ def build_pools(args: argparse.Namespace):
 
 def benchmark_job():
     """The embedded offline job: the real testnet job of the accepted share in the Stratum documentation."""
-    from miner.engine.job import Job, swap_words
+    from miner.engine.job import Job
+    from miner.stratum.codec import swap_words
     return Job(
         "bf", swap_words(bytes.fromhex("4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000")),
         bytes.fromhex("01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862"

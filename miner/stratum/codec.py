@@ -170,6 +170,7 @@ def parse_extranonce1(value: Any) -> bytes:
 
 
 def swap_words(b: bytes) -> bytes:
+    """Reverse the bytes of every 4-byte word: the prevhash as mining.notify sends it <-> header order."""
     return b"".join(b[i:i + 4][::-1] for i in range(0, len(b), 4))
 
 
