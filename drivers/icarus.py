@@ -24,7 +24,7 @@ from miner.errors import DeviceError
 from miner.sha256 import midstate
 
 from miner.drivers.base import ASICDevice, silence_limit
-from miner.drivers.chips import ICARUS_MODELS, IcarusFacts
+from miner.drivers.chips import IcarusFacts, facts_for
 from miner.drivers.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -204,15 +204,7 @@ class IcarusDevice(ASICDevice):
                 "range_time_s": self.range_time(), "works_sent": self.works_sent}
 
 
-# Boards found by USB id; CP2102 and PL2303 are generic bridges, so the golden work decides.
-USB_IDS = (
-    (0x10C4, 0xEA60, None, "erupter", "CP2102 bridge (Block Erupter / Antminer U1-U3)"),
-    (0x067B, 0x2303, None, "icarus", "PL2303 bridge (Icarus)"),
-    (0x0403, 0x6001, None, "icarus", "FT232R bridge (Icarus)"),
-)
-
-
 def create(key: str, target: str, options: dict[str, Any], make_transport) -> IcarusDevice:
-    facts = ICARUS_MODELS[key]
+    facts = facts_for(key)
     transport = make_transport(target, int(options.get("baud", facts.baud)))
     return IcarusDevice(f"{key}:{target}", transport, facts, options)

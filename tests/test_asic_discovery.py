@@ -154,3 +154,37 @@ def test_icarus_over_loop_url_is_not_an_icarus():
         dev.open()
     dev.close()
     assert ICARUS_MODELS["icarus"].reply_len == 4 and EmulatedIcarus  # models stay importable
+
+
+def test_a_new_chip_record_is_all_it_takes(usb_bus, no_serial_ports, monkeypatch):
+    # One record added to the chip table: the --device driver names, USB discovery and
+    # `miner emulate` all pick it up, and the driver mines on its emulator over USB.
+    import argparse
+    import dataclasses
+
+    from miner.drivers import chips, drivers
+    from miner.drivers.bm13xx import BM13xxDevice
+    from miner.drivers.emu import emulate
+
+    new = dataclasses.replace(BM1370, key="bm1372", model="BM1372", chip_id=0x1372, boards=(
+        chips.UsbBoard(0x10C4, 0xEA60, "BM1372 Test Board", "a test board (BM1372)"),))
+    monkeypatch.setitem(chips.CHIPS, "bm1372", new)
+    assert drivers()["bm1372"] == "miner.drivers.bm13xx"
+    parser = argparse.ArgumentParser()
+    emulate.add_arguments(parser)
+    assert parser.parse_args(["bm1372"]).emulate_model == "bm1372"
+    emu = emulate.build_device("bm1372", 1, diff=1e-4)
+    assert emu.facts is new
+    usb_bus.append(usbsim.SimBoard(0x10C4, 0xEA60, "BM1372 Test Board", emu, address=9))
+    found = discovery.detect()
+    assert [d.spec for d in found] == ["bm1372:usb:10c4:ea60@1:9"]  # the product string beats the bridge
+    dev = create_device(found[0].spec + ",diff=1e-4,ramp_delay=0")
+    assert isinstance(dev, BM13xxDevice) and dev.facts is new
+    ctx = TestContext(session_job(difficulty=1e-4))
+    t = run_device(dev, ctx)
+    try:
+        assert ctx.wait_for(lambda: len(ctx.shares) >= 2, 20), dev.info()
+    finally:
+        ctx.stop()
+        t.join(5)
+    assert t.error is None and ctx.hw_errors == 0 and dev.info()["model"] == "BM1372"

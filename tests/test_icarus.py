@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from asic_ctx import TestContext, run_device, session_job
-from miner.drivers import midstate as MS
+from miner.drivers.emu import midstate as MS
 from miner.drivers.chips import ICARUS_MODELS
 from miner.drivers.emu.models import EmulatedIcarus
 from miner.drivers.emu.emulator import PtyServer

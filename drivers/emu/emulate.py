@@ -17,12 +17,17 @@ from miner.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-MODELS = ("icarus", "erupter", "u1", "u3", "bm1397", "bm1366", "bm1368", "bm1370")
+
+
+def models() -> list[str]:
+    """What `miner emulate` can emulate: every record of the chip table (miner.drivers.chips.CHIPS)."""
+    from miner.drivers.chips import CHIPS
+    return list(CHIPS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("emulate_model", metavar="MODEL", choices=MODELS,
-                        help="board to emulate: " + ", ".join(MODELS))
+    parser.add_argument("emulate_model", metavar="MODEL", choices=models(),
+                        help="board to emulate: " + ", ".join(models()))
     parser.add_argument("--chips", dest="emulate_chips", type=int, default=1, metavar="N",
                         help="BM13xx chips in the chain (default 1)")
     parser.add_argument("--hashrate", dest="emulate_hashrate", metavar="RATE",
@@ -44,18 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_device(model: str, chips: int = 1, hashrate: float | None = None, diff: float | None = None,
                  faults: list[str] | None = None):
-    from miner.drivers.chips import BM13XX, ICARUS_MODELS
-    from miner.drivers.emu.models import EmulatedBM13xx, EmulatedIcarus
+    from miner.drivers.chips import IcarusFacts, facts_for
+    from miner.drivers.emu import models as emulators
     from miner.drivers.emu.emulator import Faults
+    facts = facts_for(model)
+    emulator = getattr(emulators, facts.EMULATOR)
     f = Faults.parse(faults)
-    if model in ICARUS_MODELS:
+    if isinstance(facts, IcarusFacts):
         if "bad-crc" in f.every:
             raise ConfigError("fault bad-crc: the Icarus protocol has no CRC; use wrong-nonce or garbage")
-        return EmulatedIcarus(ICARUS_MODELS[model], hashrate=hashrate, diff=1.0 if diff is None else diff,
-                              faults=f)
+        return emulator(facts, hashrate=hashrate, diff=1.0 if diff is None else diff, faults=f)
     if chips < 1 or chips > 128:
         raise ConfigError(f"--chips must be 1..128, got {chips}")
-    return EmulatedBM13xx(BM13XX[model], chips, hashrate=hashrate, diff=diff, faults=f)
+    return emulator(facts, chips, hashrate=hashrate, diff=diff, faults=f)
 
 
 def serve(device, tcp: str | None):
@@ -72,7 +78,7 @@ def serve(device, tcp: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from miner.drivers import parse_si
+    from miner.units import parse_si
     try:
         rate = parse_si(args.emulate_hashrate) if args.emulate_hashrate else None
     except ValueError:
@@ -84,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     server = serve(device, args.emulate_tcp)
     where = getattr(server, "path", None) or server.url
     extra = f",diff={args.emulate_diff:g}" if args.emulate_diff is not None else ""
-    if args.emulate_model.startswith("bm") and args.emulate_chips > 1:
+    from miner.drivers.chips import ChipFacts, facts_for
+    if isinstance(facts_for(args.emulate_model), ChipFacts) and args.emulate_chips > 1:
         extra += f",chips={args.emulate_chips}"
     print(f"emulated {args.emulate_model} on {where}", flush=True)
     print(f"mine with: miner --device {args.emulate_model}:{where}{extra} -o POOL -u USER", flush=True)

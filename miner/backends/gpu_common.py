@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from miner import core
 from miner.engine.backend import Device, DeviceContext
 from miner.errors import ConfigError, CoreError, DeviceError
 from miner.sha256 import (  # plain-Python pieces for the per-job precompute
@@ -149,10 +150,7 @@ def found_capacity(count: int, target: int) -> int:
 # ---------------------------------------------------------------------------
 # The host side both backends share: launch records, size tuning, the pipeline.
 
-GENESIS_HEADER = bytes.fromhex(
-    "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e"
-    "67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c")
-GENESIS_NONCE = 2083236893  # mainnet block 0
+GENESIS_HEADER, GENESIS_NONCE = core.GENESIS_HEADER, core.GENESIS_NONCE  # mainnet block 0
 
 
 def selftest_cases() -> list[tuple[str, bytes, int, int, int, list[int]]]:
@@ -162,7 +160,6 @@ def selftest_cases() -> list[tuple[str, bytes, int, int, int, list[int]]]:
     top word of zero settled by the full compare); the second case checks
     many hits at an easy target above 2^224, where the top word decides.
     """
-    from miner import core
     from miner.engine.difficulty import target_from_nbits
 
     genesis_target = target_from_nbits(0x1D00FFFF)
