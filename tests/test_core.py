@@ -270,3 +270,18 @@ def test_scan_releases_the_gil():
         spins += 1
     t.join()
     assert spins > 10_000
+
+
+def test_the_genesis_header_comes_from_the_c_core_and_matches_block_0():
+    block0 = json.loads((VECTORS / "block_headers.json").read_text())["headers"][0]
+    assert core.GENESIS_HEADER == bytes.fromhex(block0["header"])[:76] + struct.pack("<I", block0["nonce"])
+    assert core.GENESIS_NONCE == block0["nonce"] == 2083236893
+
+
+def test_implementations_keep_the_c_tables_preference_order():
+    from miner.core import _ffi, _lib
+    table = [_ffi.string(_lib.miner_impl_name(i)).decode() for i in range(_lib.miner_impl_count())]
+    assert table[-1] == "portable"  # the C table lists fastest first, portable last
+    usable = core.implementations()
+    assert usable == [n for n in table if n in usable]
+    assert core.resolve(usable[0].split("(")[0]) == usable[0]  # a short name means its family's first
