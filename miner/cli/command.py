@@ -356,17 +356,8 @@ async def _mine(args: argparse.Namespace, devices: list, pools: list) -> tuple[i
                               cafile=args.cert, insecure=args.insecure)
     watts_for = None
     power = _optional_module("miner.fleet.power")
-    if power is not None:
-        n_cpu = sum(1 for d in devices if d.kind == "cpu")
-        per_device = power.parse_device_watts(getattr(args, "device_watts", None))
-
-        def watts_for(snap, info):
-            w = power.device_watts(snap.kind, {**info, "name": snap.name}, args)
-            # RAPL and --cpu-watts describe the whole CPU package: share it among the
-            # CPU threads so the total is not counted once per thread.
-            if w is not None and snap.kind == "cpu" and n_cpu > 1 and snap.name not in per_device:
-                w /= n_cpu
-            return w
+    if power is not None:  # the power flags are parsed once, here
+        watts_for = power.watts_for([d.kind for d in devices], power.PowerConfig.from_args(args))
     engine = Engine(devices, manager, on_event=on_event, hw_error_limit=args.hw_error_limit,
                     watts_for=watts_for, benchmark_job=None if pools else benchmark_job())
     engine_ref.append(engine)
