@@ -19,7 +19,7 @@ from miner.sha256 import sha256d
 
 VECTORS = Path(__file__).parent / "vectors"
 ERUPTER = ICARUS_MODELS["erupter"]
-TEST_DIFF = 1e-5  # midstate hashing in the emulator runs at ~0.4 MH/s; this gives a nonce every ~0.1 s
+TEST_DIFF = 1e-5  # the emulator's midstate hashing: 0.44 MH/s per CPU-second (docs/benchmarks/asic.md), so ~0.1 s a nonce
 
 
 def test_golden_vector_hashes_to_the_block():
@@ -101,7 +101,7 @@ def test_an_icarus_nonce_is_hashed_once_on_the_host(monkeypatch):
 
 
 def test_full_range_timing_switches_work_before_exhaustion():
-    # 100 kH/s pretended: slow enough that the emulator's real hashing (0.4-1 MH/s on a free core)
+    # 100 kH/s pretended: slow enough that the emulator's real hashing (0.44 MH/s per CPU-second)
     # keeps up even on a busy machine. The counter positions of the replies give the stick's rate,
     # and new work goes out before 2^32 / rate.
     emu, server, dev = _stick(hashrate=1e5, options={"hashrate": 1e9})

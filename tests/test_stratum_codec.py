@@ -56,7 +56,7 @@ def test_real_accepted_share_byte_for_byte():
     assert reply == codec.Response(4, True, None)
 
 
-# -- real pools' shapes (PROTOCOLS.md) ------------------------------------------------------
+# -- real pools' shapes (docs/PROTOCOLS.md) ---------------------------------------------------
 def test_subscribe_shapes():
     # Flat subscription pair, as some pools send it.
     s = codec.parse_subscribe_result([["mining.notify", "abc"], "0a0b0c0d0e0f101112", 3])

@@ -5,8 +5,9 @@ The host side needs one compression per job (the midstate of header bytes
 0..63: miner.sha256.midstate); the emulators need the rest of the double hash
 for many nonces, in the order the chip walks them. miner.core.scan takes whole headers and walks
 nonces in little-endian order, so it cannot serve a device that only knows a
-midstate; this module does, vectorised with numpy (about 1-2 MH/s on one core)
-and falling back to plain Python (about 10 kH/s) when numpy is absent.
+midstate; this module does, vectorised with numpy (0.44 MH/s per CPU-second in
+the Icarus emulator's batches, docs/benchmarks/asic.md) and falling back to
+plain Python (3 kH/s) when numpy is absent.
 """
 from __future__ import annotations
 

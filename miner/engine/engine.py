@@ -368,7 +368,9 @@ class Engine:
 
     def _retry_note(self, attempts: int) -> str:
         retries = self._reconnect.retries
-        return f"; retry {attempts} of {retries} in {self._reconnect.delay(attempts):g} s" if attempts <= retries else ""
+        if attempts > retries:
+            return ""
+        return f"; retry {attempts} of {retries} in {self._reconnect.delay(attempts):g} s"
 
     def failed_devices(self) -> list[tuple[str, str]]:
         """(name, last error) of every device that failed for good."""
