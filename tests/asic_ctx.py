@@ -150,3 +150,15 @@ def run_device(device, ctx: TestContext) -> threading.Thread:
 
 
 __all__ = ["TestContext", "session_job", "run_device", "target_from_difficulty"]
+
+
+def mine_until(device, ctx: TestContext, cond, timeout: float) -> threading.Thread:
+    """Run ``device`` (run_device) until cond() holds, failing with its info() if it does not in time;
+    then stop it. Returns the finished thread (its ``error`` set if run() raised)."""
+    t = run_device(device, ctx)
+    try:
+        assert ctx.wait_for(cond, timeout), device.info()
+    finally:
+        ctx.stop()
+        t.join(5)
+    return t

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from asic_ctx import TestContext, run_device, session_job
+from asic_ctx import TestContext, mine_until, run_device, session_job
 from miner.drivers.emu import midstate as MS
 from miner.drivers.chips import ICARUS_MODELS
 from miner.drivers.emu.models import EmulatedIcarus
@@ -59,12 +59,9 @@ def _stick(diff=TEST_DIFF, options=None, **emu):
 def test_icarus_mines_over_pty():
     emu, server, dev = _stick()
     ctx = TestContext(session_job(difficulty=1e-4, version_mask=0))
-    t = run_device(dev, ctx)
     try:
-        assert ctx.wait_for(lambda: len(ctx.shares) >= 2, 20), dev.info()
+        t = mine_until(dev, ctx, lambda: len(ctx.shares) >= 2, 20)
     finally:
-        ctx.stop()
-        t.join(5)
         server.close()
     assert t.error is None
     info = dev.info()
@@ -73,28 +70,17 @@ def test_icarus_mines_over_pty():
     assert info["model"] == "Block Erupter" and info["watts"] == ERUPTER.watts
 
 
-def test_an_icarus_nonce_is_hashed_once_on_the_host(monkeypatch):
+def test_an_icarus_nonce_is_hashed_once_on_the_host(hashed_headers):
     # The driver's check places a reply (current or previous work), counts it and goes to the
     # engine with the nonce: no header is hashed twice on the host.
-    import miner.engine.job as job_mod
-    headers = []
-    real = job_mod.sha256d
-
-    def counting(data):
-        if len(data) == 80:
-            headers.append(bytes(data))
-        return real(data)
-    monkeypatch.setattr(job_mod, "sha256d", counting)
     emu, server, dev = _stick()
     ctx = TestContext(session_job(difficulty=1e-4, version_mask=0))
-    t = run_device(dev, ctx)
     try:
-        assert ctx.wait_for(lambda: dev.info()["valid"] >= 5, 20), dev.info()
+        t = mine_until(dev, ctx, lambda: dev.info()["valid"] >= 5, 20)
     finally:
-        ctx.stop()
-        t.join(5)
         server.close()
     assert t.error is None and ctx.hw_errors == 0
+    headers = hashed_headers
     assert len(headers) >= len(ctx.submitted) >= 5 and len(headers) == len(set(headers))
     for (work, nonce, _, _), check in zip(ctx.submitted, ctx.checks):
         assert check is not None and check.nonce == nonce and check.meets(dev.claimed_target)
@@ -152,11 +138,8 @@ def test_u1_five_byte_replies_over_pty():
     server = PtyServer(emu)
     dev = IcarusDevice("u1", SerialTransport(server.path), facts, {"diff": TEST_DIFF, "golden_timeout": 15})
     ctx = TestContext(session_job(difficulty=1e-4, version_mask=0))
-    t = run_device(dev, ctx)
     try:
-        assert ctx.wait_for(lambda: dev.info()["valid"] >= 5, 20), dev.info()
+        t = mine_until(dev, ctx, lambda: dev.info()["valid"] >= 5, 20)
     finally:
-        ctx.stop()
-        t.join(5)
         server.close()
     assert t.error is None and ctx.hw_errors == 0 and dev.info()["garbage_bytes"] == 0
