@@ -1,7 +1,7 @@
 """Frozen chip facts: one record per ASIC model, read by drivers, discovery and emulators alike.
 
 Adding a chip means adding one record to CHIPS below, and nothing else: the
---device driver names (miner.drivers.DRIVERS), USB discovery
+--device driver names (miner.drivers.drivers()), USB discovery
 (miner.drivers.discovery) and `miner emulate` (miner.drivers.emu.emulate) are
 all derived from this table. A record's class names its driver module and its
 emulator; a record's ``boards`` are the USB boards known to carry the chip.
