@@ -285,3 +285,13 @@ def test_implementations_keep_the_c_tables_preference_order():
     usable = core.implementations()
     assert usable == [n for n in table if n in usable]
     assert core.resolve(usable[0].split("(")[0]) == usable[0]  # a short name means its family's first
+
+
+def test_the_c_abi_is_declared_once_in_core_h():
+    import re
+    from pathlib import Path
+    from miner.core import _lib
+    csrc = Path(__file__).resolve().parents[1] / "csrc"
+    declared = re.findall(r"\b(miner_\w+)\s*\(", re.sub(r"/\*.*?\*/", "", (csrc / "core.h").read_text(), flags=re.S))
+    assert len(declared) >= 8 and all(hasattr(_lib, name) for name in declared)  # the built module has each
+    assert not re.search(r"\bminer_\w+\s*\(", (csrc / "build_core.py").read_text())  # and nothing is retyped
