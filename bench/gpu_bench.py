@@ -18,79 +18,19 @@ machine measured in the same run for scale.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import statistics
 import sys
-import threading
 import time
+from pathlib import Path
 
-from miner import core
-from miner.engine.backend import DeviceOptions, Work, load_backend
-from miner.backends import gpu_common
-from miner.engine.job import Job
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-
-def _job() -> Job:
-    # Difficulty 1: hits are rare, as in real mining, so the run measures hashing.
-    return Job(job_id="bench", prevhash=hashlib.sha256(b"prev").digest(), coinb1=b"\x01" * 50,
-               coinb2=b"\x02" * 40, merkle_branch=(), version=0x20000000, nbits=0x1D00FFFF,
-               ntime=0x65000000, clean=True, extranonce1=b"\x00\x00\x00\x01", extranonce2_size=4,
-               difficulty=1)
-
-
-class EndlessContext:
-    """Hands out consecutive slices of one job (moving to a new extranonce2 after 2^32) until a deadline."""
-
-    def __init__(self, seconds: float) -> None:
-        self.job = _job()
-        self.deadline = time.perf_counter() + seconds
-        self.en2 = 0
-        self.pos = 0
-        self.hashed = 0
-        self.shares = 0
-        self.lock = threading.Lock()
-
-    @property
-    def stopping(self) -> bool:
-        return time.perf_counter() >= self.deadline
-
-    @property
-    def generation(self) -> int:
-        return 1
-
-    def next_work(self, nonce_count=1 << 32, *, timeout=None, version_rolling=False):
-        if self.stopping:
-            return None
-        with self.lock:
-            if self.pos >= 1 << 32:
-                self.en2, self.pos = self.en2 + 1, 0
-            en2 = self.job.extranonce2_bytes(self.en2)
-            root = self.job.merkle_root(en2)
-            n = min(nonce_count, (1 << 32) - self.pos)
-            w = Work(self.job, en2, self.job.ntime, self.job.version, self.pos, n, 1, root,
-                     self.job.header(en2, merkle_root=root))
-            self.pos += n
-            return w
-
-    def wait_generation(self, generation, timeout):
-        time.sleep(timeout)
-        return False
-
-    def submit(self, work, nonce, *, version=None, claimed_target=None):
-        h = core.sha256d(work.header[:76] + nonce.to_bytes(4, "little"))
-        ok = int.from_bytes(h, "little") <= work.target
-        if not ok:
-            raise SystemExit(f"device returned a nonce that misses the target: {nonce:#x}")
-        self.shares += 1
-        return True
-
-    def hashes(self, n: int) -> None:
-        self.hashed += n
-
-    def add_generation_listener(self, fn) -> None:
-        pass
+from gpu_ctx import TimedContext  # noqa: E402  (the context tests/test_cuda.py times with)
+from miner import core  # noqa: E402
+from miner.engine.backend import load_backend  # noqa: E402
+from miner.backends import gpu_common  # noqa: E402
 
 
 def c_core_rate(seconds: float) -> float:
@@ -123,14 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         tuner = gpu_common.LaunchTuner(target_ms=args.kernel_ms)
         for r in range(args.rounds + 1):  # round 0 warms up and lets the tuner settle
             dev.tuner = tuner
-            ctx = EndlessContext(args.seconds)
+            ctx = TimedContext(args.seconds)
             t0 = time.perf_counter()
             dev.run(ctx)
             wall = time.perf_counter() - t0
             st = dict(dev.last_run_stats)
+            if ctx.bad:
+                raise SystemExit(f"device returned {ctx.bad} nonces that miss the target")
             row = {"rate": ctx.hashed / wall, "kernel_rate": ctx.hashed / st["kernel_seconds"],
                    "idle": st["idle_fraction"], "busy": st["busy_fraction"], "launch": st["launch_size"],
-                   "kernel_ms": 1000 * st["kernel_seconds"] / max(1, st["launches"]), "shares": ctx.shares}
+                   "kernel_ms": 1000 * st["kernel_seconds"] / max(1, st["launches"]), "shares": ctx.good}
             label = "warm-up" if r == 0 else f"round {r}"
             print(f"{label:8s} rate {row['rate'] / 1e6:9.3f} MH/s  kernel {row['kernel_rate'] / 1e6:9.3f} MH/s  "
                   f"idle {100 * row['idle']:5.2f}%  busy {100 * row['busy']:5.1f}%  "

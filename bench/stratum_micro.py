@@ -14,7 +14,8 @@ import platform
 import statistics
 import time
 
-from miner.engine.job import Job, Share, dsha256
+from miner.engine.job import Job, Share
+from miner.sha256 import sha256d
 from miner.stratum import codec
 
 NOTIFY = json.dumps({"id": None, "method": "mining.notify", "params": [
@@ -71,7 +72,7 @@ async def _submit_round_trip(rounds: int) -> float:
     times = []
     for i in range(rounds):
         en2 = job.extranonce2_bytes(i)
-        h = dsha256(job.header(en2, job.ntime, i))
+        h = sha256d(job.header(en2, job.ntime, i))
         share = Share(job, en2, job.ntime, i, job.version, h)
         n = len(done)
         t = time.perf_counter()
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     job = _job_from_notify(NOTIFY)
     en2 = job.extranonce2_bytes(1)
-    h = dsha256(job.header(en2, job.ntime, 7))
+    h = sha256d(job.header(en2, job.ntime, 7))
     share = Share(job, en2, job.ntime, 7, job.version, h)
     from miner.stratum.manager import PoolManager
     parse = _median_us(lambda: _job_from_notify(NOTIFY), args.rounds)

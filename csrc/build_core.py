@@ -1,33 +1,32 @@
 """cffi build script for the double-SHA-256 core (miner.core._sha256d).
 
 Referenced from setup.py (setuptools refuses cffi_modules in pyproject.toml).
+The ABI is declared once, in csrc/core.h: its declarations go to cdef() as
+they stand, minus the preprocessor lines cffi does not parse (the include
+guard and includes; cffi knows the stdint types) and the comments.
 No -march=native: each instruction-set file carries its own target
 attributes, so a wheel built here runs on any x86-64 CPU and picks its code
 at run time.
 """
 import os
+import re
 
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+
+def core_declarations(path: str = os.path.join(HERE, "core.h")) -> str:
+    """csrc/core.h as cdef() text: comments and preprocessor lines removed."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
 ffibuilder = FFI()
-ffibuilder.cdef(
-    """
-    int miner_impl_count(void);
-    const char *miner_impl_name(int i);
-    int miner_impl_usable(int i);
-    void miner_sha256d(const uint8_t *data, size_t len, uint8_t *out);
-    int miner_scan(int impl, const uint8_t *header, uint32_t start, uint64_t count,
-                   const uint8_t *target, uint32_t *out, int cap, uint64_t *next,
-                   const volatile int *abort);
-    int miner_impl_versions(int i);
-    int miner_scan_versions(int impl, const uint8_t *header, const uint32_t *versions, int nver,
-                            uint32_t start, uint64_t count, const uint8_t *target,
-                            uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-    """
-)
+ffibuilder.cdef(core_declarations())
 
 SOURCES = ["dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_avx512.c", "sha256_armv8.c"]
 

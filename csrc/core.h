@@ -1,6 +1,8 @@
 /*
  * The cffi boundary of the double-SHA-256 core: a handful of functions taking
  * bytes and counts. No structs cross it. Every buffer size is stated.
+ * csrc/build_core.py hands the declarations below to cffi as they stand (minus
+ * the preprocessor lines), so this file is the only declaration of the ABI.
  */
 #ifndef MINER_CORE_H
 #define MINER_CORE_H
@@ -17,6 +19,11 @@ int miner_impl_usable(int i);
 
 /* Double SHA-256 of len bytes at data into out (32 bytes). Portable code. */
 void miner_sha256d(const uint8_t *data, size_t len, uint8_t *out);
+
+/* The genesis block header (block 0, 80 bytes, nonce field 2083236893) that
+ * the known-answer self-tests use, copied into out (80 bytes); the one copy of
+ * it in the project (miner.core.GENESIS_HEADER reads it from here). */
+void miner_genesis_header(uint8_t *out);
 
 /*
  * Scan nonces start .. start+count-1 (start+count <= 2^32) of header (80 bytes,

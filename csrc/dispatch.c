@@ -83,22 +83,28 @@ static int cpu_armv8_sha2(void) { return 1; }
 #endif
 #endif
 
-/* Fastest first is the Python side's job (miner/core/__init__.py orders by name). */
+/* In preference order, fastest first on the CPUs measured (docs/benchmarks/core.md):
+ * SHA extensions with most lanes, then the widest SIMD, then portable C, which
+ * stays last. implementations() lists the usable ones in this order and a short
+ * name ("shani") means the first usable entry of that family; the automatic
+ * choice is measured among them (miner/core/__init__.py). */
 static const miner_impl IMPLS[] = {
-    {"portable", miner_scan_portable, always},
 #if defined(MINER_X86)
     {"shani(4-lane)", miner_scan_shani4, cpu_shani},
     {"shani(3-lane)", miner_scan_shani3, cpu_shani},
     {"shani(2-lane)", miner_scan_shani2, cpu_shani},
     {"shani(1-lane)", miner_scan_shani1, cpu_shani},
-    {"avx2(8-way)", miner_scan_avx2, cpu_avx2},
-    {"avx512(16-way)", miner_scan_avx512, cpu_avx512, miner_scan_avx512_versions},
-    {"avx512(32-way)", miner_scan_avx512x2, cpu_avx512, miner_scan_avx512_versions},
 #endif
 #if defined(MINER_ARMV8)
     {"armv8(2-lane)", miner_scan_armv8_2, cpu_armv8_sha2},
     {"armv8(1-lane)", miner_scan_armv8_1, cpu_armv8_sha2},
 #endif
+#if defined(MINER_X86)
+    {"avx512(32-way)", miner_scan_avx512x2, cpu_avx512, miner_scan_avx512_versions},
+    {"avx512(16-way)", miner_scan_avx512, cpu_avx512, miner_scan_avx512_versions},
+    {"avx2(8-way)", miner_scan_avx2, cpu_avx2},
+#endif
+    {"portable", miner_scan_portable, always},
 };
 #define N_IMPLS ((int)(sizeof IMPLS / sizeof IMPLS[0]))
 
@@ -161,6 +167,8 @@ static const uint8_t GENESIS[80] = {
     0x7a, 0xc7, 0x2c, 0x3e, 0x67, 0x76, 0x8f, 0x61, 0x7f, 0xc8, 0x1b, 0xc3, 0x88, 0x8a,
     0x51, 0x32, 0x3a, 0x9f, 0xb8, 0xaa, 0x4b, 0x1e, 0x5e, 0x4a, 0x29, 0xab, 0x5f, 0x49,
     0xff, 0xff, 0x00, 0x1d, 0x1d, 0xac, 0x2b, 0x7c};
+
+void miner_genesis_header(uint8_t *out) { memcpy(out, GENESIS, sizeof GENESIS); }
 
 /* First known answer: sha256d of the genesis header (block 0), whose hash as
  * displayed by explorers is 000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f. */

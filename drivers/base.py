@@ -5,7 +5,8 @@ A driver implements three hooks (cgminer-style, only what it needs):
   mine(ctx)   feed work and read nonces until ctx.stopping (or raise DeviceGone).
   describe()  extra info() keys.
 The base class owns the reconnect loop: an unplugged board is closed, reported
-and reopened with a back-off while the other devices keep mining.
+and reopened with the back-off of miner.engine.backend.RECONNECT (the one
+device reconnect policy) while the other devices keep mining.
 """
 from __future__ import annotations
 
@@ -14,16 +15,14 @@ import threading
 import time
 from typing import Any
 
-from miner.engine.backend import Device, DeviceContext, Work
+from miner.engine.backend import RECONNECT, Device, DeviceContext, Work
 from miner.engine.difficulty import target_from_difficulty
 from miner.errors import DeviceError, DeviceGone
-from miner.engine.job import dsha256
+from miner.engine.job import NonceCheck, recheck
 
 from miner.drivers.transport import Transport
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF_S = 10.0
 
 
 class ASICDevice(Device):
@@ -70,24 +69,25 @@ class ASICDevice(Device):
         self.transport.close()
 
     def run(self, ctx: DeviceContext) -> None:
-        backoff = 0.5
+        failures = 0  # in a row, since the last successful reopen
         while not ctx.stopping:
             try:
                 if not self._open:
                     self.open()
                     self.count("reopens")
-                    backoff = 0.5
+                    failures = 0
                 self.mine(ctx)
             except DeviceGone as exc:
                 self.close()
                 self.count("disconnects")
                 if not self.reconnect:
                     raise
-                log.warning("%s: board gone (%s); retrying in %.1f s", self.name, exc, backoff)
-                deadline = time.monotonic() + backoff
+                failures += 1
+                wait = RECONNECT.delay(failures)
+                log.warning("%s: board gone (%s); retrying in %.1f s", self.name, exc, wait)
+                deadline = time.monotonic() + wait
                 while not ctx.stopping and time.monotonic() < deadline:
                     time.sleep(0.05)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
         self.close()
 
     def info(self) -> dict[str, Any]:
@@ -104,20 +104,27 @@ class ASICDevice(Device):
         with self._lock:
             self.counters[key] = self.counters.get(key, 0) + n
 
+    def check(self, work: Work, nonce: int, version: int | None = None) -> NonceCheck:
+        """The host re-check of one of this board's nonces (miner.engine.job.recheck), for the driver to
+        place a reply (which job, which alignment) and then hand to report() unchanged."""
+        return recheck(work.header, nonce, work.version if version is None else version)
+
     def report(self, ctx: DeviceContext, work: Work, nonce: int, version: int | None = None,
-               chip: int | None = None) -> bool:
+               chip: int | None = None, check: NonceCheck | None = None) -> bool:
         """Hand one device nonce to the engine; re-hash it here too, to blame the right chip.
 
         Every nonce goes to ctx.submit (the engine's re-check is the one that
         counts); this host-side check only attributes hardware errors per chip
         and credits hashes for valid nonces: each one at ticket difficulty d
         stands for d * 2^32 hashes on average, which measures the chip's real
-        work, failures included, without trusting a clock.
+        work, failures included, without trusting a clock. ``check``: what
+        self.check(work, nonce, version) already gave; the nonce is hashed once.
         """
         nonce &= 0xFFFFFFFF
-        v = work.version if version is None else version
-        header = work.job.header(work.extranonce2, work.ntime, nonce, v, work.merkle_root)
-        ok = int.from_bytes(dsha256(header), "little") <= self.claimed_target
+        if check is None or check.nonce != nonce or check.version != (work.version if version is None
+                                                                        else version & 0xFFFFFFFF):
+            check = self.check(work, nonce, version)
+        ok = check.meets(self.claimed_target)
         with self._lock:
             self.counters["nonces"] += 1
             if ok:
@@ -130,7 +137,7 @@ class ASICDevice(Device):
             ctx.hashes(int(self.ticket_diff * (1 << 32)))
         else:
             log.debug("%s: nonce %08x fails the ticket target (chip %s)", self.name, nonce, chip)
-        return ctx.submit(work, nonce, version=version, claimed_target=self.claimed_target)
+        return ctx.submit(work, nonce, version=version, claimed_target=self.claimed_target, check=check)
 
 
 def expected_nonce_interval(hashrate: float, diff: float) -> float:

@@ -21,7 +21,6 @@ from miner.engine.difficulty import target_from_difficulty
 from miner.errors import DeviceError, DeviceGone
 
 from miner.drivers import bm13xx_proto as P
-from miner.drivers import midstate as MS
 from miner.drivers.base import ASICDevice, silence_limit
 from miner.drivers.chips import ChipFacts
 from miner.drivers.transport import Transport
@@ -34,17 +33,6 @@ JOB_HISTORY = 16          # jobs whose late replies are still accepted
 DUP_WINDOW = 4096         # recent (job, nonce, version) keys kept for the duplicate filter
 
 
-def _spread(bits: int, mask: int) -> int:
-    """Place the low bits of ``bits`` into the set bits of ``mask`` (lowest first)."""
-    out, i = 0, 0
-    for pos in range(32):
-        if mask >> pos & 1:
-            if bits >> i & 1:
-                out |= 1 << pos
-            i += 1
-    return out
-
-
 class BM13xxDevice(ASICDevice):
     """A chain of identical BM13xx chips behind one UART."""
 
@@ -52,6 +40,7 @@ class BM13xxDevice(ASICDevice):
                  options: dict[str, Any] | None = None) -> None:
         super().__init__(name, transport, options)
         self.facts = facts
+        self.job_format = P.job_format(facts)  # the family's job layout and reply decoding
         self.model = facts.model
         self.freq_mhz = float(self.options.get("freq", facts.default_freq_mhz))
         self.expect_chips = int(self.options["chips"]) if "chips" in self.options else None
@@ -109,7 +98,7 @@ class BM13xxDevice(ASICDevice):
             if data:
                 last = time.monotonic()
             for r in self._reader.feed(data):
-                if not r.is_nonce and r.b7 == reg:
+                if not r.is_nonce and r.job_or_register == reg:
                     values.append(r.value)
         self._account_reader()
         return values
@@ -135,27 +124,18 @@ class BM13xxDevice(ASICDevice):
         chain never runs dry even when the pool allows no version rolling."""
         if work is None or self.fixed_interval:
             return self.job_interval
-        if self.facts.midstates:
-            versions = self.facts.midstates if work.device_version_mask else 1
-        else:
-            versions = 1 << bin(work.device_version_mask).count("1") if self.facts.rolls_versions else 1
+        versions = self.job_format.versions_per_job(work.device_version_mask)
         # Never faster than the UART carries jobs (two frame times), or the 16 job ids would be
         # reused while replies for the older job are still on the wire.
-        frame_bits = 10 * (6 + (18 + 32 * self.facts.midstates if self.facts.midstates else 82))
+        frame_bits = 10 * (6 + self.job_format.payload_len())
         floor = 2 * frame_bits / max(getattr(self.transport, "baud", 115200), 1)
         return max(floor, min(self.job_interval, 0.5 * (1 << 32) * versions / self.nominal_hashrate()))
 
     def _send(self, work: Work) -> None:
-        mask = work.device_version_mask if self.facts.rolls_versions or self.facts.midstates else 0
-        step = 4 if self.facts.midstates else 8
-        self._job_id = (self._job_id + step) % 128
-        if self.facts.midstates:
-            n = self.facts.midstates if mask else 1
-            versions = tuple((work.version & ~mask) | _spread(i, mask) for i in range(n))
-            mids = [P.midstate_bytes(MS.midstate(work.job.header(work.extranonce2, work.ntime, 0, v,
-                                                                  work.merkle_root))) for v in versions]
-            payload = P.midstate_job(self._job_id, work.header, mids, 0)
-        else:
+        mask = work.device_version_mask
+        self._job_id = (self._job_id + self.job_format.id_step) % 128
+        versions = self.job_format.versions(work.version, mask)
+        if self.job_format.sets_version_mask:
             if self.facts.rolls_versions and not mask and self._version_mask is None:
                 log.warning("%s: the pool allows no version rolling; a %s chain then walks a job in %.1f ms, "
                             "faster than %d baud can deliver jobs, so it will idle part of the time",
@@ -164,8 +144,7 @@ class BM13xxDevice(ASICDevice):
             if mask != self._version_mask:
                 self.transport.write(P.write_reg(P.REG_VERSION_MASK, P.version_mask_value(mask)))
                 self._version_mask = mask
-            versions = (work.version,)
-            payload = P.full_header_job(self._job_id, work.header, 0)
+        payload = self.job_format.payload(self._job_id, work.header, versions)
         self._jobs[self._job_id] = (work, versions)
         self._jobs.move_to_end(self._job_id)
         while len(self._jobs) > JOB_HISTORY:
@@ -174,7 +153,7 @@ class BM13xxDevice(ASICDevice):
         self.jobs_sent += 1
 
     def mine(self, ctx: DeviceContext) -> None:
-        rolling = self.facts.rolls_versions or self.facts.midstates > 1
+        rolling = self.job_format.wants_rolling()
         quiet_limit = self.silence_s or silence_limit(self.nominal_hashrate(), self.ticket_diff)
         last_nonce = time.monotonic()
         work: Work | None = None
@@ -213,10 +192,7 @@ class BM13xxDevice(ASICDevice):
             r.garbage = r.bad_crc = 0
 
     def _handle_nonce(self, ctx: DeviceContext, r: P.Reply) -> None:
-        if self.facts.midstates:
-            job_id, version_index, rolled = r.b7 & 0xFC, r.b6, 0
-        else:
-            job_id, version_index, rolled = (r.b7 & 0xF0) >> 1, 0, r.version << 13
+        job_id, version_index, rolled = self.job_format.reply_job(r)
         entry = self._jobs.get(job_id)
         if entry is None or version_index >= len(entry[1]):
             self.count("stale")
@@ -241,12 +217,6 @@ class BM13xxDevice(ASICDevice):
         return {"chips": self.chips, "frequency_mhz": self.freq_mhz,
                 "nominal_hashrate": self.nominal_hashrate(),
                 "watts": self.facts.watts(self.freq_mhz, max(self.chips, 1)), "jobs_sent": self.jobs_sent}
-
-
-# Boards found by USB id and product string (the FT230X id alone is a generic bridge).
-USB_IDS = (
-    (0x0403, 0x6015, "CompacF Bitcoin Miner", "bm1397", "GekkoScience Compac F (BM1397)"),
-)
 
 
 def create(key: str, target: str, options: dict[str, Any], make_transport) -> BM13xxDevice:

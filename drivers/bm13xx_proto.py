@@ -10,8 +10,9 @@ TX frame (host -> chain):
 RX frame (chain -> host), reply_len bytes (9 on BM1397, 11 on BM1366+):
   offset 0  AA 55
          2  data[4]        nonce (header bytes 76..79) or register value (big-endian)
-         6  midstate num / chip address
-         7  job id / register address
+         6  midstate_or_chip   BM1397 nonce: midstate number; register reply: the chip's address
+         7  job_or_register    nonce: job id (BM1366+: job id << 1 in bits 7..4, chip bits below);
+                               register reply: the register read
          8  version[2]     BM1366+: rolled version bits >> 13, big-endian
         -1  bit 7: 1 = nonce, 0 = register reply; bits 4..0: CRC5 over bytes 2..-2
 """
@@ -21,7 +22,9 @@ import binascii
 import struct
 from dataclasses import dataclass
 
+from miner.engine.job import spread_bits
 from miner.errors import ProtocolError
+from miner.sha256 import midstate
 
 PREAMBLE_TX = b"\x55\xaa"
 PREAMBLE_RX = b"\xaa\x55"
@@ -213,10 +216,10 @@ def midstate_from_bytes(b: bytes) -> tuple[int, ...]:
 @dataclass(frozen=True, slots=True)
 class Reply:
     is_nonce: bool
-    data: bytes        # 4 bytes: header bytes 76..79, or the register value
-    b6: int            # midstate number / chip address
-    b7: int            # job id / register address
-    version: int       # rolled bits >> 13 (0 when the chip has no version field)
+    data: bytes            # 4 bytes: header bytes 76..79, or the register value
+    midstate_or_chip: int  # frame byte 6: midstate number (BM1397 nonce) / chip address (register reply)
+    job_or_register: int   # frame byte 7: job id field (nonce; decoded by the JobFormat) / register address
+    version: int           # rolled bits >> 13 (0 when the chip has no version field)
 
     @property
     def nonce(self) -> int:
@@ -227,8 +230,9 @@ class Reply:
         return int.from_bytes(self.data, "big")
 
 
-def build_reply(is_nonce: bool, data: bytes, b6: int, b7: int, version: int | None, reply_len: int) -> bytes:
-    body = data + bytes((b6, b7)) + (version.to_bytes(2, "big") if reply_len == 11 else b"")
+def build_reply(is_nonce: bool, data: bytes, midstate_or_chip: int, job_or_register: int, version: int | None,
+                reply_len: int) -> bytes:
+    body = data + bytes((midstate_or_chip, job_or_register)) + (version.to_bytes(2, "big") if reply_len == 11 else b"")
     return PREAMBLE_RX + body + bytes(((0x80 if is_nonce else 0) | crc5(body),))
 
 
@@ -279,3 +283,92 @@ class ReplyReader:
                 continue
             del self.buf[:self.reply_len]
             out.append(reply)
+
+
+# -- job formats: one object per chip family -----------------------------------------
+# The driver (drivers/bm13xx.py) and the emulator (drivers/emu/models.py) hold one of
+# these and never branch on the family themselves.
+@dataclass(frozen=True, slots=True)
+class MidstateJobs:
+    """BM1397: the host rolls versions, sending one midstate per version (up to ``midstates``);
+    a nonce reply names its midstate in byte 6 and its job in byte 7 (ids step by 4)."""
+    midstates: int
+    id_step = 4
+    sets_version_mask = False  # no version-mask register: the versions are in the midstates
+
+    def wants_rolling(self) -> bool:
+        """Whether the device asks the engine for Work with a version mask to roll."""
+        return self.midstates > 1
+
+    def versions(self, version: int, mask: int) -> tuple[int, ...]:
+        """Header versions one job covers: the work's, and with a mask the next midstates - 1."""
+        n = min(self.midstates, 1 << bin(mask).count("1")) if mask else 1
+        return tuple((version & ~mask) | spread_bits(i, mask) for i in range(n))
+
+    def versions_per_job(self, mask: int) -> int:
+        return self.midstates if mask else 1
+
+    def payload_len(self) -> int:
+        return 18 + 32 * self.midstates
+
+    def payload(self, job_id: int, header: bytes, versions: tuple[int, ...]) -> bytes:
+        mids = [midstate_bytes(midstate(v.to_bytes(4, "little") + header[4:64])) for v in versions]
+        return midstate_job(job_id, header, mids, 0)
+
+    def reply_job(self, r: Reply) -> tuple[int, int, int]:
+        """(job id, index into the job's versions, rolled version bits) of a nonce reply."""
+        return r.job_or_register & 0xFC, r.midstate_or_chip, 0
+
+    # -- the chip's side (emulator) ----------------------------------------------
+    def parse_payload(self, payload: bytes) -> tuple[int, bytes | None, list[tuple[int, ...]], bytes]:
+        """(job id, None, midstates, header bytes 64..75) of a job payload."""
+        n = payload[1]
+        mids = [midstate_from_bytes(payload[18 + 32 * m:50 + 32 * m]) for m in range(n)]
+        return payload[0], None, mids, payload[14:18] + payload[10:14] + payload[6:10]
+
+    def reply_fields(self, job_id: int, k: int, mask: int, chip: int) -> tuple[int, int, int]:
+        """(byte 6, byte 7, version field) of the reply to a nonce found with version index k."""
+        return k, job_id & 0xFC, 0
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderJobs:
+    """BM1366/68/70: the chip gets the whole header and rolls the version bits of the
+    version-mask register itself; a nonce reply carries the rolled bits and its job id << 1
+    (ids step by 8) with the chip's low address bits."""
+    rolls_versions: bool
+    id_step = 8
+    sets_version_mask = True
+
+    def wants_rolling(self) -> bool:
+        return self.rolls_versions
+
+    def versions(self, version: int, mask: int) -> tuple[int, ...]:
+        return (version,)
+
+    def versions_per_job(self, mask: int) -> int:
+        return 1 << bin(mask).count("1") if self.rolls_versions else 1
+
+    def payload_len(self) -> int:
+        return 82
+
+    def payload(self, job_id: int, header: bytes, versions: tuple[int, ...]) -> bytes:
+        return full_header_job(job_id, header, 0)
+
+    def reply_job(self, r: Reply) -> tuple[int, int, int]:
+        return (r.job_or_register & 0xF0) >> 1, 0, r.version << 13
+
+    def parse_payload(self, payload: bytes) -> tuple[int, bytes | None, None, None]:
+        job_id, header = header_from_full_job(payload)
+        return job_id, header, None, None
+
+    def reply_fields(self, job_id: int, k: int, mask: int, chip: int) -> tuple[int, int, int]:
+        return 0, ((job_id << 1) & 0xF0) | (chip & 0x0F), (spread_bits(k, mask) or 0) >> 13
+
+
+JobFormat = MidstateJobs | HeaderJobs
+
+
+def job_format(facts) -> JobFormat:
+    """The job format of a chip record (miner.drivers.chips.ChipFacts)."""
+    return MidstateJobs(facts.midstates) if facts.midstates else HeaderJobs(facts.rolls_versions)

@@ -1,12 +1,11 @@
 """Finding boards: USB ids and product strings through pyusb, serial ports through pyserial.
 
-The USB id tables live in the driver modules (USB_IDS); this module only
-walks the buses. Tests install a pyusb backend of their own (usbsim) with
+The USB ids come from the chip table (each record's ``boards``,
+miner.drivers.chips); this module only walks the buses. Tests install a pyusb backend of their own (usbsim) with
 set_usb_backend(); None means pyusb's default (libusb).
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 
@@ -42,11 +41,11 @@ class BoardId:
 
 
 def board_ids() -> list[BoardId]:
-    out = []
-    for module in ("miner.drivers.bm13xx", "miner.drivers.icarus"):  # specific product strings first
-        for vid, pid, product, driver, desc in importlib.import_module(module).USB_IDS:
-            out.append(BoardId(vid, pid, product, driver, desc))
-    return out
+    """Every board of every chip record; ids with a product string first, so that a specific
+    board wins over a generic bridge with the same id."""
+    from miner.drivers.chips import CHIPS
+    out = [BoardId(b.vid, b.pid, b.product, key, b.description) for key, facts in CHIPS.items() for b in facts.boards]
+    return sorted(out, key=lambda b: b.product is None)
 
 
 def match(vid: int | None, pid: int | None, product: str | None) -> BoardId | None:

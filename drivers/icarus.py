@@ -19,12 +19,12 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from miner.engine.backend import DeviceContext, Work
+from miner.engine.job import NonceCheck
 from miner.errors import DeviceError
-from miner.engine.job import dsha256
+from miner.sha256 import midstate
 
-from miner.drivers import midstate as MS
 from miner.drivers.base import ASICDevice, silence_limit
-from miner.drivers.chips import ICARUS_MODELS, IcarusFacts
+from miner.drivers.chips import IcarusFacts, facts_for
 from miner.drivers.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ SWITCH_AT = 0.8           # send new work after this fraction of the full-range 
 
 
 def work_packet(header: bytes) -> bytes:
-    state = MS.midstate(header)
+    state = midstate(header)
     mid = b"".join(w.to_bytes(4, "big") for w in reversed(state))
     return mid + bytes(20) + header[72:76] + header[68:72] + header[64:68]
 
@@ -61,6 +61,7 @@ class IcarusDevice(ASICDevice):
         self.silence_s = float(self.options["silence"]) if "silence" in self.options else None
         self.works_sent = 0
         self._seen: OrderedDict[tuple, None] = OrderedDict()
+        self._last_place: tuple | None = None
 
     def init_hw(self) -> None:
         self.transport.flush_input()
@@ -101,10 +102,6 @@ class IcarusDevice(ASICDevice):
         raise DeviceError(f"{self.name}: no golden nonce from the golden work (not an Icarus device?)")
 
     # -- mining -----------------------------------------------------------
-    def _valid(self, work: Work, nonce: int) -> bool:
-        header = work.job.header(work.extranonce2, work.ntime, nonce, work.version, work.merkle_root)
-        return int.from_bytes(dsha256(header), "little") <= self.claimed_target
-
     def range_time(self) -> float:
         return RANGE / max(self.estimate, 1.0)
 
@@ -134,12 +131,14 @@ class IcarusDevice(ASICDevice):
             # Replies are fixed-size and unframed: after noise, find the alignment at which
             # the bytes form a valid nonce again.
             while len(buf) >= L:
-                chosen = self._place(buf[:4], cur, prev if time.monotonic() - switched_at < 1.0 else None)
+                # Each candidate (work, nonce) is hashed once; that check goes on to report().
+                chosen, check, cur_check = self._place(buf[:4], cur, prev if time.monotonic() - switched_at < 1.0
+                                                       else None)
                 if chosen is None:
                     # A shift by whole replies would hide a wrong nonce followed by a good one:
                     # only offsets inside a reply count as noise.
                     shift = next((k for k in range(1, min(len(buf) - L, 64) + 1) if k % L and
-                                  self._place(buf[k:k + 4], cur, prev) is not None), None)
+                                  self._place(buf[k:k + 4], cur, prev)[0] is not None), None)
                     if shift is not None:
                         self.count("garbage_bytes", shift)
                         del buf[:shift]
@@ -148,11 +147,11 @@ class IcarusDevice(ASICDevice):
                         # Not enough bytes yet to tell noise from a bad nonce; wait briefly.
                         if time.monotonic() - last_nonce < 0.1:
                             break
-                    chosen = cur  # a wrong nonce: report it so it counts as a hardware error
+                    chosen, check = cur, cur_check  # a wrong nonce: reported, so it counts as a hardware error
                 counter = int.from_bytes(buf[:4], "big")
                 nonce = int.from_bytes(buf[:4], "little")
                 del buf[:L]
-                if chosen is cur and self._valid(cur, nonce):
+                if chosen is cur and check.meets(self.claimed_target):
                     self._sample(counter, time.monotonic() - sent_at)
                 key = (chosen.generation, chosen.extranonce2, nonce)
                 if key in self._seen:
@@ -161,7 +160,7 @@ class IcarusDevice(ASICDevice):
                 self._seen[key] = None
                 if len(self._seen) > 1024:
                     self._seen.popitem(last=False)
-                self.report(ctx, chosen, nonce)
+                self.report(ctx, chosen, nonce, check=check)
             limit = self.silence_s or silence_limit(self.estimate, self.ticket_diff)
             if time.monotonic() - last_nonce > limit:
                 self.count("silences")
@@ -169,13 +168,29 @@ class IcarusDevice(ASICDevice):
                 self.golden_check()
                 cur, last_nonce = None, time.monotonic()
 
-    def _place(self, raw: bytes, cur: Work | None, prev: Work | None) -> Work | None:
-        nonce = int.from_bytes(raw, "little")
-        if cur is not None and self._valid(cur, nonce):
-            return cur
-        if prev is not None and self._valid(prev, nonce):
-            return prev  # in flight when the new work went out
-        return None
+    def _place(self, raw: bytes, cur: Work, prev: Work | None
+               ) -> tuple[Work | None, NonceCheck | None, NonceCheck]:
+        """(the work a reply's nonce is valid for, or None; that nonce's check; its check against cur).
+
+        The last answer is kept: a wrong nonce waiting for more bytes is not hashed again."""
+        raw = bytes(raw)
+        last = self._last_place
+        if last is not None and last[0] == raw and last[1] is cur and last[2] is prev:
+            return last[3]
+        placed = self._place_new(int.from_bytes(raw, "little"), cur, prev)
+        self._last_place = (raw, cur, prev, placed)
+        return placed
+
+    def _place_new(self, nonce: int, cur: Work, prev: Work | None
+                   ) -> tuple[Work | None, NonceCheck | None, NonceCheck]:
+        on_cur = self.check(cur, nonce)
+        if on_cur.meets(self.claimed_target):
+            return cur, on_cur, on_cur
+        if prev is not None:
+            on_prev = self.check(prev, nonce)
+            if on_prev.meets(self.claimed_target):
+                return prev, on_prev, on_cur  # in flight when the new work went out
+        return None, None, on_cur
 
     def _sample(self, counter: int, elapsed: float) -> None:
         # Full-range timing: the counter reached ``counter`` after ``elapsed`` seconds.
@@ -189,15 +204,7 @@ class IcarusDevice(ASICDevice):
                 "range_time_s": self.range_time(), "works_sent": self.works_sent}
 
 
-# Boards found by USB id; CP2102 and PL2303 are generic bridges, so the golden work decides.
-USB_IDS = (
-    (0x10C4, 0xEA60, None, "erupter", "CP2102 bridge (Block Erupter / Antminer U1-U3)"),
-    (0x067B, 0x2303, None, "icarus", "PL2303 bridge (Icarus)"),
-    (0x0403, 0x6001, None, "icarus", "FT232R bridge (Icarus)"),
-)
-
-
 def create(key: str, target: str, options: dict[str, Any], make_transport) -> IcarusDevice:
-    facts = ICARUS_MODELS[key]
+    facts = facts_for(key)
     transport = make_transport(target, int(options.get("baud", facts.baud)))
     return IcarusDevice(f"{key}:{target}", transport, facts, options)

@@ -24,20 +24,7 @@
  * used: PoCL 3.0 compiles it to a library call per rotation, 20x slower. */
 #define BSWAP32(x) (((x) >> 24) | (((x) >> 8) & 0xff00u) | (((x) << 8) & 0xff0000u) | ((x) << 24))
 
-/* Word offsets documented in gpu_common.py; all fields are uint. */
-typedef struct {
-    uint midstate[8];
-    uint st[8];          /* a..h after block-2 rounds 0..2 */
-    uint w[3];           /* block-2 words 0..2 */
-    uint w16, w17, w18_base, w19_base;
-    uint p3, t2_3;       /* round 3 precomputed: T1 - W3, T2 */
-    uint nonce_base;
-    uint target[8];      /* little-endian chunks, [7] most significant */
-    uint found_cap;
-    uint count;          /* work-items at or past count return at once */
-    uint found_base;     /* found[0] before this launch (never reset) */
-    uint pad;
-} sha256d_job;
+#include "sha256d_job.h" /* the job layout, shared with sha256d.cu and the host */
 
 /* Round i on state array s, names rotating with i (constant after unrolling). */
 #define RND(s, i, wv)                                                          \

@@ -4,7 +4,7 @@
  *
  * One thread = one nonce: nonce = job.nonce_base + global thread index. The
  * host precomputes everything that does not depend on the nonce
- * (miner/backends/gpu_common.py, layout below), so a thread does rounds 3..63
+ * (miner/backends/gpu_common.py; layout in kernels/sha256d_job.h), so a thread does rounds 3..63
  * of the header's second block and rounds 0..60 of the second hash, which is
  * all that word 7 of the final hash needs. Word 7 is the most significant 32
  * bits of the hash as the little-endian integer compared with the target:
@@ -31,20 +31,7 @@ typedef unsigned int sha_u32;
 
 #define BSWAP32(x) __byte_perm((x), 0u, 0x0123u)
 
-/* Word offsets documented in gpu_common.py; all fields are uint32. */
-struct sha256d_job {
-    sha_u32 midstate[8];
-    sha_u32 st[8];          /* a..h after block-2 rounds 0..2 */
-    sha_u32 w[3];           /* block-2 words 0..2 */
-    sha_u32 w16, w17, w18_base, w19_base;
-    sha_u32 p3, t2_3;       /* round 3 precomputed: T1 - W3, T2 */
-    sha_u32 nonce_base;
-    sha_u32 target[8];      /* little-endian chunks, [7] most significant */
-    sha_u32 found_cap;
-    sha_u32 count;          /* threads at or past count return at once */
-    sha_u32 found_base;     /* found[0] before this launch (never reset) */
-    sha_u32 pad;
-};
+#include "sha256d_job.h" /* the job layout, shared with sha256d.cl and the host */
 
 /* Round i on state array s, names rotating with i (constant after unrolling). */
 #define RND(s, i, wv)                                                          \

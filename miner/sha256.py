@@ -1,12 +1,19 @@
-"""SHA-256 in plain Python for host-side set-up work: per-job midstates and the
-nonce-independent rounds handed to GPU kernels and emulated chips.
+"""SHA-256 on the host, one entry point per purpose.
 
-Never on a hashing hot path (the C core and the kernels do that); one
-compression here takes about 100 us. Constants: FIPS 180-4 sections 4.2.2 and
-5.3.3, the same table as kernels/sha256_common.h.
+- sha256d(data): the double hash of whole messages (merkle roots, the host
+  re-check of every device nonce in miner.engine.job.recheck). hashlib, so the
+  re-check never depends on the C core or a kernel it is checking.
+- compress() / midstate(): plain-Python compression for per-job set-up work:
+  the midstates sent to Icarus sticks and the BM1397, and the
+  nonce-independent rounds handed to GPU kernels.
+
+Mining itself never runs here (the C core miner.core, the kernels and the
+chips do that); one compression here takes about 100 us. Constants: FIPS 180-4
+sections 4.2.2 and 5.3.3, the same table as kernels/sha256_common.h.
 """
 from __future__ import annotations
 
+import hashlib
 import struct
 
 MASK = 0xFFFFFFFF
@@ -22,6 +29,11 @@ K = (
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 )
 H_INIT = (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+
+
+def sha256d(data: bytes) -> bytes:
+    """SHA-256 applied twice, digest in hashlib's byte order (the header hash, read little-endian, is its value)."""
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
 def rotr(x: int, n: int) -> int:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from miner.engine.backend import Work
 from miner.engine.difficulty import hash_value, target_from_difficulty
-from miner.engine.job import Job, Share, dsha256, swap_words
+from miner.engine.job import Job, NonceCheck, Share
+from miner.sha256 import sha256d
+from miner.stratum.codec import swap_words
 
 VECTORS = Path(__file__).parent / "vectors"
 
@@ -47,6 +49,7 @@ class TestContext:
         self.hw_errors = 0
         self.bad_version = 0
         self.hash_count = 0
+        self.checks: list[NonceCheck | None] = []  # the driver's own host check handed with each nonce
         self.work_requests: list[float] = []
 
     # -- DeviceContext --------------------------------------------------------
@@ -82,12 +85,13 @@ class TestContext:
         return False
 
     def submit(self, work: Work, nonce: int, *, version: int | None = None,
-               claimed_target: int | None = None) -> bool:
+               claimed_target: int | None = None, check: NonceCheck | None = None) -> bool:
         v = work.version if version is None else version
         claimed = work.target if claimed_target is None else claimed_target
         ok_version = (v ^ work.version) & ~work.device_version_mask == 0
-        h = dsha256(work.job.header(work.extranonce2, work.ntime, nonce, v, work.merkle_root))
+        h = sha256d(work.job.header(work.extranonce2, work.ntime, nonce, v, work.merkle_root))
         with self._lock:
+            self.checks.append(check)
             if not ok_version:
                 self.bad_version += 1
                 self.hw_errors += 1
@@ -126,7 +130,7 @@ class TestContext:
     def all_shares_valid(self) -> bool:
         """Every share really meets its job's share target (re-hashed from scratch)."""
         for s in self.shares:
-            h = dsha256(s.job.header(s.extranonce2, s.ntime, s.nonce, s.version))
+            h = sha256d(s.job.header(s.extranonce2, s.ntime, s.nonce, s.version))
             if h != s.hash or hash_value(h) > s.job.share_target:
                 return False
         return True
@@ -146,3 +150,15 @@ def run_device(device, ctx: TestContext) -> threading.Thread:
 
 
 __all__ = ["TestContext", "session_job", "run_device", "target_from_difficulty"]
+
+
+def mine_until(device, ctx: TestContext, cond, timeout: float) -> threading.Thread:
+    """Run ``device`` (run_device) until cond() holds, failing with its info() if it does not in time;
+    then stop it. Returns the finished thread (its ``error`` set if run() raised)."""
+    t = run_device(device, ctx)
+    try:
+        assert ctx.wait_for(cond, timeout), device.info()
+    finally:
+        ctx.stop()
+        t.join(5)
+    return t

@@ -190,3 +190,18 @@ def real_pool_module():
     pool = start_real_pool(0.001)
     yield pool
     pool.stop()
+
+
+@pytest.fixture
+def hashed_headers(monkeypatch):
+    """Every 80-byte header the host re-check (miner.engine.job.recheck) hashes, in order."""
+    import miner.engine.job as job_mod
+    headers: list[bytes] = []
+    real = job_mod.sha256d
+
+    def recording(data):
+        if len(data) == 80:
+            headers.append(bytes(data))
+        return real(data)
+    monkeypatch.setattr(job_mod, "sha256d", recording)
+    return headers

@@ -299,11 +299,9 @@ class FakePool:
 
 def mine_share(job, counter: int = 0, start: int = 0, span: int = 1 << 26, version: int | None = None,
                device: str = "test0"):
-    """Find a share for a miner.engine.job.Job with the C core, re-checked with check_nonce (a real share)."""
-    from dataclasses import replace
-
+    """Find a share for a miner.engine.job.Job with the C core, re-checked with recheck (a real share)."""
     from miner.core import scan
-    from miner.engine.job import check_nonce
+    from miner.engine.job import Share, recheck
 
     en2 = job.extranonce2_bytes(counter)
     ver = job.version if version is None else version
@@ -312,7 +310,7 @@ def mine_share(job, counter: int = 0, start: int = 0, span: int = 1 << 26, versi
     for base in range(start, start + span, step):
         found = scan(header, base, step, job.share_target)
         if found:
-            _, share = check_nonce(job, en2, job.ntime, found[0], ver)
-            assert share is not None
-            return replace(share, device=device)
+            c = recheck(header, found[0], ver)
+            assert c.meets(job.share_target)
+            return Share(job, en2, job.ntime, c.nonce, ver, c.hash, device)
     raise AssertionError("no share found in the span")

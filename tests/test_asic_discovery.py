@@ -12,7 +12,7 @@ import usb.backend.libusb1
 import usb.backend.openusb
 from serial.tools import list_ports, list_ports_common
 
-from asic_ctx import TestContext, run_device, session_job
+from asic_ctx import TestContext, mine_until, run_device, session_job
 from miner.engine.backend import load_backend
 from miner.backends.asic import ASICBackend
 from miner.drivers import create_device, discovery, parse_si, parse_spec
@@ -74,12 +74,7 @@ def test_direct_usb_transport_mines_with_baud_set_by_control_transfer(usb_bus, v
     model = "bm1397" if vid == 0x0403 else "bm1370"
     dev = create_device(f"{model}:usb:{vid:04x}:{pid:04x}@1:2,diff={emu.test_diff},ramp_delay=0,job_interval=1")
     ctx = TestContext(session_job(difficulty=emu.test_diff))
-    t = run_device(dev, ctx)
-    try:
-        assert ctx.wait_for(lambda: len(ctx.shares) >= 2, 20), dev.info()
-    finally:
-        ctx.stop()
-        t.join(5)
+    t = mine_until(dev, ctx, lambda: len(ctx.shares) >= 2, 20)
     assert t.error is None and ctx.hw_errors == 0 and ctx.all_shares_valid()
     board = usb_bus[0]
     assert board.baud == baud  # FTDI: 3 MHz / 26 is the nearest divisor to 115200
@@ -154,3 +149,32 @@ def test_icarus_over_loop_url_is_not_an_icarus():
         dev.open()
     dev.close()
     assert ICARUS_MODELS["icarus"].reply_len == 4 and EmulatedIcarus  # models stay importable
+
+
+def test_a_new_chip_record_is_all_it_takes(usb_bus, no_serial_ports, monkeypatch):
+    # One record added to the chip table: the --device driver names, USB discovery and
+    # `miner emulate` all pick it up, and the driver mines on its emulator over USB.
+    import argparse
+    import dataclasses
+
+    from miner.drivers import chips, drivers
+    from miner.drivers.bm13xx import BM13xxDevice
+    from miner.drivers.emu import emulate
+
+    new = dataclasses.replace(BM1370, key="bm1372", model="BM1372", chip_id=0x1372, boards=(
+        chips.UsbBoard(0x10C4, 0xEA60, "BM1372 Test Board", "a test board (BM1372)"),))
+    monkeypatch.setitem(chips.CHIPS, "bm1372", new)
+    assert drivers()["bm1372"] == "miner.drivers.bm13xx"
+    parser = argparse.ArgumentParser()
+    emulate.add_arguments(parser)
+    assert parser.parse_args(["bm1372"]).emulate_model == "bm1372"
+    emu = emulate.build_device("bm1372", 1, diff=1e-4)
+    assert emu.facts is new
+    usb_bus.append(usbsim.SimBoard(0x10C4, 0xEA60, "BM1372 Test Board", emu, address=9))
+    found = discovery.detect()
+    assert [d.spec for d in found] == ["bm1372:usb:10c4:ea60@1:9"]  # the product string beats the bridge
+    dev = create_device(found[0].spec + ",diff=1e-4,ramp_delay=0")
+    assert isinstance(dev, BM13xxDevice) and dev.facts is new
+    ctx = TestContext(session_job(difficulty=1e-4))
+    t = mine_until(dev, ctx, lambda: len(ctx.shares) >= 2, 20)
+    assert t.error is None and ctx.hw_errors == 0 and dev.info()["model"] == "BM1372"

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from asic_ctx import TestContext, run_device, session_job
+from asic_ctx import TestContext, mine_until, session_job
 from miner.drivers import create_device
 
 
@@ -25,12 +25,7 @@ def test_emulate_prints_the_spec_and_serves_a_chain():
         assert spec.endswith(",diff=0.0001,chips=2")
         dev = create_device(spec + ",ramp_delay=0")
         ctx = TestContext(session_job(difficulty=1e-4))
-        t = run_device(dev, ctx)
-        try:
-            assert ctx.wait_for(lambda: len(ctx.shares) >= 2, 20), dev.info()
-        finally:
-            ctx.stop()
-            t.join(5)
+        t = mine_until(dev, ctx, lambda: len(ctx.shares) >= 2, 20)
         assert t.error is None and dev.info()["chips"] == 2 and ctx.hw_errors == 0
     finally:
         proc.terminate()

@@ -15,7 +15,7 @@ from miner.errors import DeviceError, DeviceGone, ProtocolError
 TEST_DIFF = 1e-4
 
 
-# -- vectors (PROTOCOLS.md "checked examples") ----------------------------------
+# -- vectors (docs/PROTOCOLS.md, the checked frames) -------------------------------
 @pytest.mark.parametrize("frame", ["55AA5305000003", "55AA520500000A", "55AA510900A49000FFFF1C"])
 def test_crc5_vectors(frame):
     raw = bytes.fromhex(frame)

@@ -270,3 +270,28 @@ def test_scan_releases_the_gil():
         spins += 1
     t.join()
     assert spins > 10_000
+
+
+def test_the_genesis_header_comes_from_the_c_core_and_matches_block_0():
+    block0 = json.loads((VECTORS / "block_headers.json").read_text())["headers"][0]
+    assert core.GENESIS_HEADER == bytes.fromhex(block0["header"])[:76] + struct.pack("<I", block0["nonce"])
+    assert core.GENESIS_NONCE == block0["nonce"] == 2083236893
+
+
+def test_implementations_keep_the_c_tables_preference_order():
+    from miner.core import _ffi, _lib
+    table = [_ffi.string(_lib.miner_impl_name(i)).decode() for i in range(_lib.miner_impl_count())]
+    assert table[-1] == "portable"  # the C table lists fastest first, portable last
+    usable = core.implementations()
+    assert usable == [n for n in table if n in usable]
+    assert core.resolve(usable[0].split("(")[0]) == usable[0]  # a short name means its family's first
+
+
+def test_the_c_abi_is_declared_once_in_core_h():
+    import re
+    from pathlib import Path
+    from miner.core import _lib
+    csrc = Path(__file__).resolve().parents[1] / "csrc"
+    declared = re.findall(r"\b(miner_\w+)\s*\(", re.sub(r"/\*.*?\*/", "", (csrc / "core.h").read_text(), flags=re.S))
+    assert len(declared) >= 8 and all(hasattr(_lib, name) for name in declared)  # the built module has each
+    assert not re.search(r"\bminer_\w+\s*\(", (csrc / "build_core.py").read_text())  # and nothing is retyped

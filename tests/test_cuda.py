@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gpu_ctx import TimedContext
 from miner import core
 from miner.backends import gpu_common as g
 from miner.engine.difficulty import target_from_nbits
@@ -191,53 +192,6 @@ def test_gpu_selftest_and_random_ranges_match_c_core():
             header = bytes.fromhex(entry["header"])
             target = target_from_nbits(int(entry["nbits"], 16))
             assert entry["nonce"] in dev.scan(header, entry["nonce"] - (1 << 22), 1 << 23, target)
-
-
-class TimedContext:
-    """A DeviceContext with one endless difficulty-1 job, stopping after ``seconds``."""
-
-    def __init__(self, seconds: float):
-        from miner.engine.job import Job, dsha256
-        self.job = Job("bench", dsha256(b"p"), b"\x01" * 50, b"\x02" * 40, (), 0x20000000, 0x1D00FFFF,
-                       0x65000000, True, b"\x00\x00\x00\x01", 4, 1)
-        self.deadline = time.perf_counter() + seconds
-        self.en2, self.pos, self.hashed, self.good, self.bad = 0, 0, 0, 0, 0
-
-    @property
-    def stopping(self):
-        return time.perf_counter() >= self.deadline
-
-    generation = 1
-
-    def next_work(self, nonce_count=1 << 32, *, timeout=None, version_rolling=False):
-        from miner.engine.backend import Work
-        if self.stopping:
-            return None
-        if self.pos >= 1 << 32:
-            self.en2, self.pos = self.en2 + 1, 0
-        en2 = self.job.extranonce2_bytes(self.en2)
-        root = self.job.merkle_root(en2)
-        n = min(nonce_count, (1 << 32) - self.pos)
-        w = Work(self.job, en2, self.job.ntime, self.job.version, self.pos, n, 1, root,
-                 self.job.header(en2, merkle_root=root))
-        self.pos += n
-        return w
-
-    def wait_generation(self, generation, timeout):
-        return False
-
-    def submit(self, work, nonce, *, version=None, claimed_target=None):
-        h = core.sha256d(work.header[:76] + nonce.to_bytes(4, "little"))
-        ok = int.from_bytes(h, "little") <= work.target
-        self.good += ok
-        self.bad += not ok
-        return ok
-
-    def hashes(self, n):
-        self.hashed += n
-
-    def add_generation_listener(self, fn):
-        pass
 
 
 @gpu

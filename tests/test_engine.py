@@ -14,18 +14,21 @@ import time
 
 import pytest
 
+from miner import core
 from miner.engine.backend import Device
 from miner.backends.cpu import CPUDevice
 from miner.engine import Engine
 from miner.errors import DeviceError
-from miner.engine.job import Job, dsha256, swap_words
+from miner.engine.job import Job
+from miner.sha256 import sha256d
+from miner.stratum.codec import swap_words
 from miner.engine.difficulty import hash_value
 
 
 def make_job(job_id: str, difficulty: float = 0.00005, clean: bool = True, en1: bytes = b"\x08\x00\x00\x02",
              prev: str = "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000") -> Job:
     return Job(job_id, swap_words(bytes.fromhex(prev)), bytes.fromhex("01000000010000" + job_id.encode().hex()),
-               bytes.fromhex("ffffffff0100f2052a01000000"), (dsha256(job_id.encode()),), 0x20000000,
+               bytes.fromhex("ffffffff0100f2052a01000000"), (sha256d(job_id.encode()),), 0x20000000,
                0x1D00FFFF, 0x504E86B9, clean, en1, 4, difficulty)
 
 
@@ -115,7 +118,7 @@ def test_clean_job_moves_every_device_and_old_shares_are_not_sent():
     assert after and all(s.job is job2 for s in after), "a share of the replaced job was sent after clean_jobs"
     # every sent share was re-checked on the host and meets its job's target
     for _, s in pools.submitted:
-        assert hash_value(dsha256(s.job.header(s.extranonce2, s.ntime, s.nonce, s.version))) <= s.job.share_target
+        assert hash_value(sha256d(s.job.header(s.extranonce2, s.ntime, s.nonce, s.version))) <= s.job.share_target
     assert len(engine.switch_latencies) >= 2
     # devices never hash the same header: distinct extranonce2 per device per job
     per_job = {}
@@ -186,6 +189,52 @@ def test_a_failing_device_is_retried_then_isolated_while_others_mine():
     assert CrashingDevice.runs == 2  # first try + one retry
 
 
+def test_device_failures_follow_the_one_reconnect_policy():
+    from miner.engine.backend import RECONNECT, ReconnectPolicy
+    assert [RECONNECT.delay(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 10, 10]
+    policy = ReconnectPolicy(first_delay_s=0.05, max_delay_s=0.1, retries=2)
+    pools = RecordingPools()
+    CrashingDevice.runs = 0
+    engine = Engine([CrashingDevice("bad"), CPUDevice("cpu0")], pools, reconnect=policy)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, make_job("c2"))
+        wait_for(lambda: engine.snapshot().devices[0].status == "dead")
+    assert CrashingDevice.runs == 3  # first try + policy.retries
+
+
+class PrecheckedDevice(Device):
+    """Finds nonces with the C core and hands the engine its own host check, as the ASIC drivers do."""
+    kind = "asic"
+
+    def run(self, ctx):
+        from miner.engine.job import recheck
+        lies = 3
+        while not ctx.stopping:
+            work = ctx.next_work(1 << 16, timeout=0.5)
+            if work is None:
+                continue
+            for n in core.scan(work.header, work.nonce_start, work.nonce_count, work.target):
+                ctx.submit(work, n, check=recheck(work.header, n, work.version))
+            if lies:  # a check that is not this nonce's: the engine must hash the nonce itself
+                lies -= 1
+                bad = work.nonce_start
+                ctx.submit(work, bad, check=recheck(work.header, bad, work.version ^ 1))
+
+
+def test_a_nonce_checked_by_the_driver_is_not_hashed_again(hashed_headers):
+    headers = hashed_headers
+    pools = RecordingPools()
+    engine = Engine([PrecheckedDevice("pre")], pools)
+    with EngineThread(engine) as et:
+        et.call(engine.on_job, make_job("h1"))
+        wait_for(lambda: len(pools.submitted) >= 3 and engine.snapshot().hw_errors >= 3)
+    # Each header hashed once: by the device's own check, or, where that check was for another
+    # version, by the engine (a mismatched check is never trusted).
+    assert len(headers) == len(set(headers))
+    assert sum(int.from_bytes(h[:4], "little") == 0x20000001 for h in headers) == 3
+    assert all(s.device == "pre" and hash_value(s.hash) <= s.job.share_target for _, s in pools.submitted)
+
+
 def test_pause_stops_hashing_and_resume_restarts_within_a_second():
     pools = RecordingPools()
     engine = Engine([CPUDevice("cpu0")], pools)
@@ -239,7 +288,7 @@ def test_cpu_device_hashes_several_versions_when_the_pool_allows_rolling():
     shares = [s for _, s in pools.submitted]
     for s in shares:
         # re-hashed here too: each share's own (rolled) version makes the header that meets the target
-        assert hash_value(dsha256(job.header(s.extranonce2, s.ntime, s.nonce, s.version))) <= job.share_target
+        assert hash_value(sha256d(job.header(s.extranonce2, s.ntime, s.nonce, s.version))) <= job.share_target
         assert (s.version ^ job.version) & ~job.version_mask == 0
     assert len({(s.extranonce2, s.version, s.nonce) for s in shares}) == len(shares)
     versions = {s.version for s in shares}

@@ -156,3 +156,39 @@ def test_cli_flags_feed_the_tuner():
     assert tuner.fixed and tuner.size == 8192 and tuner.target_s == 0.02
     with pytest.raises(SystemExit):
         parser.parse_args(["--cuda-runtime", "opencl"])
+
+
+def test_job_layout_is_read_from_the_one_header_the_kernels_include(tmp_path):
+    import shutil
+    import subprocess
+    from pathlib import Path
+    kernels = Path(__file__).resolve().parents[1] / "kernels"
+    assert [n for n, _ in g.JOB_FIELDS][:3] == ["midstate", "st", "w"] and g.JOB_WORDS == 38
+    for name in ("sha256d.cl", "sha256d.cu"):
+        src = (kernels / name).read_text()
+        assert '#include "sha256d_job.h"' in src and "typedef struct" not in src and "struct sha256d_job" not in src
+        assert '#include "sha256d_job.h"' not in g.kernel_source(name) and "} sha256d_job;" in g.kernel_source(name)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to lay out the struct")
+    # The C compiler's offsets of every field equal the word offsets pack() uses.
+    prog = tmp_path / "layout.c"
+    prog.write_text('#include <stdio.h>\n#include <stddef.h>\n#define SHA256_U32 unsigned int\n'
+                    '#include "sha256d_job.h"\nint main(void) {\n'
+                    + "".join(f'    printf("{n} %zu\\n", offsetof(sha256d_job, {n}) / 4);\n' for n, _ in g.JOB_FIELDS)
+                    + '    printf("size %zu\\n", sizeof(sha256d_job));\n    return 0;\n}\n')
+    exe = tmp_path / "layout"
+    subprocess.run([cc, f"-I{kernels}", "-o", str(exe), str(prog)], check=True, capture_output=True)
+    out = dict(line.split() for line in subprocess.run([str(exe)], check=True, capture_output=True,
+                                                         text=True).stdout.splitlines())
+    offset = 0
+    pre = g.precompute(bytes(range(80)), 1 << 250)
+    words = struct.unpack(f"<{g.JOB_WORDS}I", pre.pack(0x01020304, 4096, 77, 5))
+    for name, n in g.JOB_FIELDS:
+        assert int(out[name]) == offset, name
+        offset += n
+    assert int(out["size"]) == 4 * g.JOB_WORDS == len(pre.pack(0, 1, 1))
+    at = {name: int(out[name]) for name, _ in g.JOB_FIELDS}
+    assert words[at["nonce_base"]] == 0x01020304 and words[at["count"]] == 4096
+    assert words[at["found_cap"]] == 77 and words[at["found_base"]] == 5
+    assert tuple(words[at["target"]:at["target"] + 8]) == pre.target_words

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from asic_ctx import TestContext, run_device, session_job
-from miner.drivers import midstate as MS
+from asic_ctx import TestContext, mine_until, run_device, session_job
+from miner.drivers.emu import midstate as MS
 from miner.drivers.chips import ICARUS_MODELS
 from miner.drivers.emu.models import EmulatedIcarus
 from miner.drivers.emu.emulator import PtyServer
 from miner.drivers.icarus import GOLDEN_REPLY, GOLDEN_WORK, IcarusDevice, parse_work_packet, work_packet
 from miner.drivers.transport import SerialTransport
 from miner.errors import DeviceError
-from miner.engine.job import dsha256
+from miner.sha256 import sha256d
 
 VECTORS = Path(__file__).parent / "vectors"
 ERUPTER = ICARUS_MODELS["erupter"]
-TEST_DIFF = 1e-5  # midstate hashing in the emulator runs at ~0.4 MH/s; this gives a nonce every ~0.1 s
+TEST_DIFF = 1e-5  # the emulator's midstate hashing: 0.44 MH/s per CPU-second (docs/benchmarks/asic.md), so ~0.1 s a nonce
 
 
 def test_golden_vector_hashes_to_the_block():
@@ -44,7 +44,7 @@ def test_work_packet_matches_hashlib():
     mid, tail = parse_work_packet(packet)
     assert tail == header[64:76]
     nonce_bytes = os.urandom(4)
-    assert MS.hash_from_midstate(mid, tail + nonce_bytes) == dsha256(header[:76] + nonce_bytes)
+    assert MS.hash_from_midstate(mid, tail + nonce_bytes) == sha256d(header[:76] + nonce_bytes)
 
 
 def _stick(diff=TEST_DIFF, options=None, **emu):
@@ -59,12 +59,9 @@ def _stick(diff=TEST_DIFF, options=None, **emu):
 def test_icarus_mines_over_pty():
     emu, server, dev = _stick()
     ctx = TestContext(session_job(difficulty=1e-4, version_mask=0))
-    t = run_device(dev, ctx)
     try:
-        assert ctx.wait_for(lambda: len(ctx.shares) >= 2, 20), dev.info()
+        t = mine_until(dev, ctx, lambda: len(ctx.shares) >= 2, 20)
     finally:
-        ctx.stop()
-        t.join(5)
         server.close()
     assert t.error is None
     info = dev.info()
@@ -73,8 +70,24 @@ def test_icarus_mines_over_pty():
     assert info["model"] == "Block Erupter" and info["watts"] == ERUPTER.watts
 
 
+def test_an_icarus_nonce_is_hashed_once_on_the_host(hashed_headers):
+    # The driver's check places a reply (current or previous work), counts it and goes to the
+    # engine with the nonce: no header is hashed twice on the host.
+    emu, server, dev = _stick()
+    ctx = TestContext(session_job(difficulty=1e-4, version_mask=0))
+    try:
+        t = mine_until(dev, ctx, lambda: dev.info()["valid"] >= 5, 20)
+    finally:
+        server.close()
+    assert t.error is None and ctx.hw_errors == 0
+    headers = hashed_headers
+    assert len(headers) >= len(ctx.submitted) >= 5 and len(headers) == len(set(headers))
+    for (work, nonce, _, _), check in zip(ctx.submitted, ctx.checks):
+        assert check is not None and check.nonce == nonce and check.meets(dev.claimed_target)
+
+
 def test_full_range_timing_switches_work_before_exhaustion():
-    # 100 kH/s pretended: slow enough that the emulator's real hashing (0.4-1 MH/s on a free core)
+    # 100 kH/s pretended: slow enough that the emulator's real hashing (0.44 MH/s per CPU-second)
     # keeps up even on a busy machine. The counter positions of the replies give the stick's rate,
     # and new work goes out before 2^32 / rate.
     emu, server, dev = _stick(hashrate=1e5, options={"hashrate": 1e9})
@@ -125,11 +138,8 @@ def test_u1_five_byte_replies_over_pty():
     server = PtyServer(emu)
     dev = IcarusDevice("u1", SerialTransport(server.path), facts, {"diff": TEST_DIFF, "golden_timeout": 15})
     ctx = TestContext(session_job(difficulty=1e-4, version_mask=0))
-    t = run_device(dev, ctx)
     try:
-        assert ctx.wait_for(lambda: dev.info()["valid"] >= 5, 20), dev.info()
+        t = mine_until(dev, ctx, lambda: dev.info()["valid"] >= 5, 20)
     finally:
-        ctx.stop()
-        t.join(5)
         server.close()
     assert t.error is None and ctx.hw_errors == 0 and dev.info()["garbage_bytes"] == 0

@@ -20,7 +20,8 @@ from miner.backends import gpu_common as g  # noqa: E402
 from miner.backends import opencl  # noqa: E402
 from miner.engine.difficulty import target_from_nbits  # noqa: E402
 from miner.errors import ConfigError  # noqa: E402
-from miner.engine.job import Job, dsha256  # noqa: E402
+from miner.engine.job import Job  # noqa: E402
+from miner.sha256 import sha256d  # noqa: E402
 
 HEADERS = json.loads((Path(__file__).parent / "vectors" / "block_headers.json").read_text())["headers"]
 
@@ -122,8 +123,8 @@ def test_detect_and_bad_specs():
 # -- the run loop against a DeviceContext ------------------------------------------------------
 
 def make_job(job_id: str, difficulty: float) -> Job:
-    return Job(job_id=job_id, prevhash=dsha256(job_id.encode()), coinb1=b"\x01" * 40, coinb2=b"\x02" * 30,
-               merkle_branch=(dsha256(b"b1"),), version=0x20000000, nbits=0x1D00FFFF, ntime=0x65000000,
+    return Job(job_id=job_id, prevhash=sha256d(job_id.encode()), coinb1=b"\x01" * 40, coinb2=b"\x02" * 30,
+               merkle_branch=(sha256d(b"b1"),), version=0x20000000, nbits=0x1D00FFFF, ntime=0x65000000,
                clean=True, extranonce1=b"\xaa\xbb\xcc\xdd", extranonce2_size=4, difficulty=difficulty)
 
 

@@ -198,3 +198,23 @@ def test_efficiency_hashrate_avoids_the_cold_5m_window():
     assert power.efficiency_hashrate(hr, 60.0) == 1.19e12     # 5 m window still warming up
     assert power.efficiency_hashrate(hr, 300.0) == 0.3e12
     assert power.efficiency_hashrate({"av": 0.0}, 10.0) == 0.0
+
+
+def test_power_flags_are_parsed_once_at_start(monkeypatch):
+    config = power.PowerConfig.from_args(args("--device-watts", "asic0=18", "--cpu-watts", "64", "--gpu-watts", "150",
+                                              root="/nonexistent/powercap"))
+    calls = []
+    real = power.parse_device_watts
+    monkeypatch.setattr(power, "parse_device_watts", lambda items: calls.append(items) or real(items))
+    watts = power.watts_for(["cpu", "cpu", "asic", "opencl"], config)
+    snap = types.SimpleNamespace
+    for _ in range(100):  # snapshots
+        assert watts(snap(kind="asic", name="asic0"), {"watts": 17.5}) == 18.0
+        assert watts(snap(kind="cpu", name="cpu0"), {}) == 32.0      # the package shared by 2 threads
+        assert watts(snap(kind="opencl", name="gpu0"), {}) == 150.0
+    assert calls == []
+
+
+def test_bad_power_flags_fail_at_start():
+    with pytest.raises(ConfigError, match="--device-watts"):
+        power.PowerConfig.from_args(args("--device-watts", "asic0"))

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from miner.errors import ConfigError, ProtocolError
-from miner.engine.job import Job, check_nonce, dsha256
+from miner.engine.job import Job, Share, recheck
+from miner.sha256 import sha256d
 from miner.stratum import PoolConfig, codec
 from miner.stratum.config import parse_url
 
@@ -42,9 +43,11 @@ def test_real_accepted_share_byte_for_byte():
     assert job.merkle_root(en2).hex() == exp["merkle_root"]
     header = job.header(en2, ntime, nonce)
     assert header.hex() == exp["header"]
-    h, share = check_nonce(job, en2, ntime, nonce, job.version)
-    assert h[::-1].hex() == exp["hash_display"]
-    assert share is not None and abs(share.share_difficulty - exp["share_difficulty_approx"]) < 0.01
+    c = recheck(job.header(en2, ntime), nonce, job.version)
+    assert c.hash[::-1].hex() == exp["hash_display"]
+    assert c.meets(job.share_target)
+    share = Share(job, en2, ntime, nonce, job.version, c.hash)
+    assert abs(share.share_difficulty - exp["share_difficulty_approx"]) < 0.01
     # The submit line as the pool received it: same params; our id and key order are our own.
     line = codec.request(4, "mining.submit", share.submit_params("slush.miner1"))
     assert line == b'{"id":4,"method":"mining.submit","params":["slush.miner1","bf","00000001","504e86ed","b2957c02"]}\n'
@@ -53,7 +56,7 @@ def test_real_accepted_share_byte_for_byte():
     assert reply == codec.Response(4, True, None)
 
 
-# -- real pools' shapes (PROTOCOLS.md) ------------------------------------------------------
+# -- real pools' shapes (docs/PROTOCOLS.md) ---------------------------------------------------
 def test_subscribe_shapes():
     # Flat subscription pair, as some pools send it.
     s = codec.parse_subscribe_result([["mining.notify", "abc"], "0a0b0c0d0e0f101112", 3])
@@ -201,10 +204,11 @@ def test_rolled_share_submits_version_bits():
     job = Job(n.job_id, n.prevhash, n.coinb1, n.coinb2, n.merkle_branch, n.version, n.nbits, n.ntime, True,
               bytes.fromhex("08000002"), 4, difficulty=1e-9, version_mask=0x1FFFE000)
     rolled = job.rolled_version(0x00002000)
-    _, share = check_nonce(job, b"\0\0\0\1", job.ntime, 0, rolled)
-    assert share is not None
+    c = recheck(job.header(b"\0\0\0\1"), 0, rolled)
+    assert c.meets(job.share_target)
+    share = Share(job, b"\0\0\0\1", job.ntime, 0, rolled, c.hash)
     assert share.submit_params("w")[-1] == "00002000"
-    assert dsha256(job.header(b"\0\0\0\1", job.ntime, 0, rolled)) == share.hash
+    assert sha256d(job.header(b"\0\0\0\1", job.ntime, 0, rolled)) == share.hash
 
 
 # -- URLs ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import logging
 from dataclasses import replace
 
 from fakepool import mine_share
-from miner.engine.job import dsha256
+from miner.sha256 import sha256d
 from miner.stratum import PoolConfig, PoolManager, Timeouts
 from miner.stratum.session import Endpoint, StratumSession
 
@@ -74,7 +74,7 @@ def test_corrupted_share_is_rejected_by_the_real_pool(real_pool):
         good = await asyncio.to_thread(mine_share, job, 7)
         # One bit of the nonce flipped: the header no longer meets the share target.
         bad_nonce = good.nonce ^ 0x80000000
-        h = dsha256(job.header(good.extranonce2, good.ntime, bad_nonce, good.version))
+        h = sha256d(job.header(good.extranonce2, good.ntime, bad_nonce, good.version))
         bad = replace(good, nonce=bad_nonce, hash=h)
         ok_bad, reason = await s.submit(bad)
         ok_good, _ = await s.submit(good)

@@ -25,8 +25,6 @@ from miner.install import pip_install
 
 log = logging.getLogger(__name__)
 
-MODELS = ("icarus", "erupter", "u1", "u3", "bm1397", "bm1366", "bm1368", "bm1370")
-MIDSTATE_MODELS = ("icarus", "erupter", "u1", "u3", "bm1397")   # given midstates, hashed by drivers.midstate
 TEST_NONCE_INTERVAL_S = 0.5
 GOLDEN_NONCE_POSITION = 0x000187A2    # where an Icarus stick's counter meets the golden nonce
 DEFAULT_GOLDEN_TIMEOUT_S = 3.0        # the Icarus driver's wait for it
@@ -35,12 +33,12 @@ DEFAULT_GOLDEN_TIMEOUT_S = 3.0        # the Icarus driver's wait for it
 def measure_hashrate(model: str, seconds: float = 0.25) -> float:
     """Hashes per second this emulator's real hashing reaches here, measured the way it hashes."""
     from miner import core
-    from miner.drivers import midstate as MS
+    from miner.drivers.emu import midstate as MS
     from miner.drivers.emu.models import BM_SLICE, ICARUS_BATCH
     header = bytes(80)
     done, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        if model in MIDSTATE_MODELS:
+        if is_midstate(model):
             n = ICARUS_BATCH if model != "bm1397" else BM_SLICE
             MS.scan_midstate(MS.midstate(header), header[64:76], range(done, done + n), 0)
         else:
@@ -63,16 +61,29 @@ def reachable_difficulty(rate: float, interval: float = TEST_NONCE_INTERVAL_S) -
 def require_numpy(model: str) -> None:
     """Midstate emulators hash with numpy; plain Python is ~100x slower and misses the driver's
     golden-nonce wait. Say what to install rather than start an emulator that cannot answer."""
-    if model not in MIDSTATE_MODELS:
+    if not is_midstate(model):
         return
-    from miner.drivers import midstate as MS
+    from miner.drivers.emu import midstate as MS
     if MS._np is None:
         raise ConfigError(f"the {model} emulator needs numpy to hash fast enough: {pip_install('emulate')}")
 
 
+def models() -> list[str]:
+    """What `miner emulate` can emulate: every record of the chip table (miner.drivers.chips.CHIPS)."""
+    from miner.drivers.chips import CHIPS
+    return list(CHIPS)
+
+
+def is_midstate(model: str) -> bool:
+    """Given midstates by its host (the Icarus family, BM1397), so emulated by drivers/emu/midstate.py."""
+    from miner.drivers.chips import ChipFacts, facts_for
+    f = facts_for(model)
+    return not isinstance(f, ChipFacts) or f.midstates > 0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("emulate_model", metavar="MODEL", choices=MODELS,
-                        help="board to emulate: " + ", ".join(MODELS))
+    parser.add_argument("emulate_model", metavar="MODEL", choices=models(),
+                        help="board to emulate: " + ", ".join(models()))
     parser.add_argument("--chips", dest="emulate_chips", type=int, default=1, metavar="N",
                         help="BM13xx chips in the chain (default 1)")
     parser.add_argument("--hashrate", dest="emulate_hashrate", metavar="RATE",
@@ -94,18 +105,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_device(model: str, chips: int = 1, hashrate: float | None = None, diff: float | None = None,
                  faults: list[str] | None = None):
-    from miner.drivers.chips import BM13XX, ICARUS_MODELS
-    from miner.drivers.emu.models import EmulatedBM13xx, EmulatedIcarus
+    from miner.drivers.chips import IcarusFacts, facts_for
+    from miner.drivers.emu import models as emulators
     from miner.drivers.emu.emulator import Faults
+    facts = facts_for(model)
+    emulator = getattr(emulators, facts.EMULATOR)
     f = Faults.parse(faults)
-    if model in ICARUS_MODELS:
+    if isinstance(facts, IcarusFacts):
         if "bad-crc" in f.every:
             raise ConfigError("fault bad-crc: the Icarus protocol has no CRC; use wrong-nonce or garbage")
-        return EmulatedIcarus(ICARUS_MODELS[model], hashrate=hashrate, diff=1.0 if diff is None else diff,
-                              faults=f)
+        return emulator(facts, hashrate=hashrate, diff=1.0 if diff is None else diff, faults=f)
     if chips < 1 or chips > 128:
         raise ConfigError(f"--chips must be 1..128, got {chips}")
-    return EmulatedBM13xx(BM13XX[model], chips, hashrate=hashrate, diff=diff, faults=f)
+    return emulator(facts, chips, hashrate=hashrate, diff=diff, faults=f)
 
 
 def serve(device, tcp: str | None):
@@ -122,7 +134,7 @@ def serve(device, tcp: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from miner.drivers import parse_si
+    from miner.units import parse_si
     try:
         rate = parse_si(args.emulate_hashrate) if args.emulate_hashrate else None
     except ValueError:
@@ -142,9 +154,10 @@ def run(args: argparse.Namespace) -> int:
     server = serve(device, args.emulate_tcp)
     where = getattr(server, "path", None) or server.url
     extra = f",diff={diff:g}"
-    if model.startswith("bm") and args.emulate_chips > 1:
+    from miner.drivers.chips import ChipFacts, facts_for
+    if isinstance(facts_for(model), ChipFacts) and args.emulate_chips > 1:
         extra += f",chips={args.emulate_chips}"
-    if model in MIDSTATE_MODELS and model != "bm1397" and real_rate is not None:
+    if is_midstate(model) and not isinstance(facts_for(model), ChipFacts) and real_rate is not None:
         # The driver waits DEFAULT_GOLDEN_TIMEOUT_S for the golden nonce; give a slow machine longer.
         need = 10 * GOLDEN_NONCE_POSITION / real_rate
         if need > DEFAULT_GOLDEN_TIMEOUT_S:

@@ -1,7 +1,7 @@
 """Emulated boards: an Icarus stick and a BM13xx chain, speaking the real wire formats.
 
 Both compute real double-SHA-256: full-header chips through the C core
-(miner.core.scan), midstate devices (Icarus, BM1397) through drivers.midstate,
+(miner.core.scan), midstate devices (Icarus, BM1397) through drivers/emu/midstate.py,
 since a midstate is all they are given. In test mode (``diff`` below 1) they
 report nonces at that difficulty so a test sees shares within seconds.
 """
@@ -16,10 +16,10 @@ from miner.engine.difficulty import target_from_difficulty
 from miner.errors import ProtocolError
 
 from miner.drivers import bm13xx_proto as P
-from miner.drivers import midstate as MS
-from miner.drivers.bm13xx import _spread
 from miner.drivers.chips import ChipFacts, IcarusFacts
+from miner.drivers.emu import midstate as MS
 from miner.drivers.emu.emulator import EmulatedDevice, Faults
+from miner.engine.job import spread_bits
 from miner.drivers.icarus import GOLDEN_WORK, parse_work_packet
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class EmulatedBM13xx(EmulatedDevice):
         self.freq_history: list[float] = []
         self._buf = bytearray()
         self._job: tuple | None = None
+        self.job_format = P.job_format(facts)
         self._thread = threading.Thread(target=self._hash_loop, daemon=True, name="emu-bm13xx")
         self._thread.start()
 
@@ -183,17 +184,10 @@ class EmulatedBM13xx(EmulatedDevice):
 
     def _new_job(self, payload: bytes) -> None:
         mask = self.version_mask if self.facts.rolls_versions else 0
-        versions = 1 << bin(mask).count("1")
-        if self.facts.midstates:
-            job_id, n_mid = payload[0], payload[1]
-            tail = payload[14:18] + payload[10:14] + payload[6:10]
-            mids = [P.midstate_from_bytes(payload[18 + 32 * m:50 + 32 * m]) for m in range(n_mid)]
-            gen, t0 = self.new_job((1 << 32) * max(n_mid, 1))
-            self._job = (gen, t0, job_id, None, mids, tail, 0)
-        else:
-            job_id, header = P.header_from_full_job(payload)
-            gen, t0 = self.new_job((1 << 32) * versions)
-            self._job = (gen, t0, job_id, header, None, None, mask)
+        job_id, header, mids, tail = self.job_format.parse_payload(payload)
+        versions = len(mids) if mids is not None else 1 << bin(mask).count("1")
+        gen, t0 = self.new_job((1 << 32) * max(versions, 1))
+        self._job = (gen, t0, job_id, header, mids, tail, 0 if mids is not None else mask)
 
     # -- chain -> host ---------------------------------------------------------
     def _hash_loop(self) -> None:
@@ -236,18 +230,15 @@ class EmulatedBM13xx(EmulatedDevice):
             words = [int.from_bytes(n.to_bytes(4, "little"), "big") for n in range(start, start + BM_SLICE)]
             hits = MS.scan_midstate(mids[k], tail, words, target)
             return sorted(int.from_bytes(w.to_bytes(4, "big"), "little") for w in hits)
-        v = int.from_bytes(header[0:4], "little") | _spread(k, mask)
+        v = int.from_bytes(header[0:4], "little") | spread_bits(k, mask)
         return core.scan(v.to_bytes(4, "little") + header[4:], start, BM_SLICE, target)
 
     def _reply(self, job_id: int, nonce: int, k: int, mask: int, chip: int) -> None:
-        if self.facts.midstates:
-            b6, b7, ver = k, job_id & 0xFC, None
-        else:
-            b6, b7, ver = 0, ((job_id << 1) & 0xF0) | (chip & 0x0F), _spread(k, mask) >> 13
+        byte6, byte7, ver = self.job_format.reply_fields(job_id, k, mask, chip)
 
         def frame(wrong: bool, bad: bool) -> bytes:
             n = nonce ^ 0x00A5_0000 if wrong else nonce
-            f = bytearray(P.build_reply(True, n.to_bytes(4, "little"), b6, b7, ver or 0, self.facts.reply_len))
+            f = bytearray(P.build_reply(True, n.to_bytes(4, "little"), byte6, byte7, ver, self.facts.reply_len))
             if bad:
                 f[-1] ^= 0x01
             return bytes(f)

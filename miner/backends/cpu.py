@@ -39,7 +39,7 @@ class CPUDevice(Device):
         """Header versions to hash together, when the pool lets us roll version bits (BIP 310).
 
         The C core's multi-version code shares the first hash's message schedule
-        between versions (14-16% less time per hash with 8). The versions are
+        between versions (with 8: 1.16x the hashes per second, docs/benchmarks/core.md run E). The versions are
         the work's own with 0..n-1 spread over the mask's lowest bits; the engine
         hands this device's Work out disjoint by extranonce2 and nonce range, so
         no other device hashes these headers.
@@ -53,10 +53,8 @@ class CPUDevice(Device):
     def selftest(self) -> None:
         # The C core self-tests every implementation before reporting it usable;
         # this re-checks the chosen one end to end through the Python API.
-        header = bytes.fromhex(
-            "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b2"
-            "7ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c")
-        if core.scan(header, 2083236893 - 5, 10, 0xFFFF << 208, impl=self.impl) != [2083236893]:
+        g = core.GENESIS_NONCE
+        if core.scan(core.GENESIS_HEADER, g - 5, 10, 0xFFFF << 208, impl=self.impl) != [g]:
             raise DeviceError(f"{self.name}: core {self._impl_name} failed the genesis-block known answer")
 
     def info(self) -> dict[str, Any]:

@@ -16,14 +16,15 @@ Nothing here imports cuda-python or pycuda at module import time.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import re
 from typing import Any
 
-from miner.engine.backend import Backend, DetectedDevice, Device, DeviceContext, DeviceOptions
+from miner.engine.backend import Backend, DetectedDevice, Device, DeviceOptions
 from miner.backends import gpu_common
-from miner.backends.gpu_common import Launch, LaunchTuner, pipeline_run
+from miner.backends.gpu_common import Launch, LaunchTuner
 from miner.errors import BackendUnavailable, ConfigError, DeviceError
 from miner.install import pip_install
 
@@ -142,9 +143,7 @@ class CUDADevice(gpu_common.GPUDevice):
         self._drv = None
         self._ctx = self._module = self._func = self._stream = None
         self._dev = None
-        self._slots: list = [None, None]
         self._allocated: list = []  # every FoundSlot made, freed at close
-        self._slot = 0
         self.arch = ""
         self.model = ""
         self.pci_bus_id = ""
@@ -185,6 +184,11 @@ class CUDADevice(gpu_common.GPUDevice):
         """Make the device's context current on the calling thread (run() has its own thread)."""
         _check(self._drv.cuCtxSetCurrent(self._ctx), "cuCtxSetCurrent")
 
+    @contextlib.contextmanager
+    def _bound(self):
+        self._bind()
+        yield
+
     def close(self) -> None:
         drv = self._drv
         if drv is None:
@@ -205,7 +209,7 @@ class CUDADevice(gpu_common.GPUDevice):
             drv.cuDevicePrimaryCtxRelease(self._dev)
         except Exception as exc:  # close after a failure must not raise again
             log.debug("%s: close: %s", self.name, exc)
-        self._slots = [None, None]
+        self._reset_slots()
         self._allocated = []
         self._stream = self._module = self._func = self._ctx = None
         self._drv = None
@@ -229,19 +233,6 @@ class CUDADevice(gpu_common.GPUDevice):
         events = (_check(drv.cuEventCreate(0), "cuEventCreate"), _check(drv.cuEventCreate(0), "cuEventCreate"))
         slot = gpu_common.FoundSlot(dptr, cap, hptr, events=events)
         self._allocated.append(slot)
-        return slot
-
-    def _take_slot(self, cap: int) -> gpu_common.FoundSlot:
-        """The other of the two found-buffer slots (two launches in flight), marked busy.
-        A busy slot only happens for an overflow relaunch: it gets buffers of its own."""
-        self._slot ^= 1
-        slot = self._slots[self._slot]
-        if slot is None or slot.busy or slot.cap < cap:
-            fresh = self._new_slot(cap)
-            if slot is None or not slot.busy:
-                self._slots[self._slot] = fresh
-            slot = fresh
-        slot.busy = True
         return slot
 
     def launch(self, pre: gpu_common.JobPrecompute, nonce_base: int, count: int, cap: int) -> Launch:
@@ -277,8 +268,7 @@ class CUDADevice(gpu_common.GPUDevice):
             ms = _check(drv.cuEventElapsedTime(*launch.kernel_event), "cuEventElapsedTime")
         finally:
             drv.cuEventDestroy(launch.done_event)
-        hits = launch.hits()
-        launch.keep.counter, launch.keep.busy = launch.counter, False
+        hits = self._finish(launch)
         # The elapsed-time pair does not place the kernel on a clock, so successive
         # launches are treated as back to back; busy_fraction covers host stalls.
         return hits, 0.0, 0.0, ms / 1000.0
@@ -366,7 +356,14 @@ def _pycuda_detect() -> list[DetectedDevice]:
 
 
 class PyCUDADevice(CUDADevice):
-    """CUDADevice on pycuda. Job struct passed by value as a numpy void scalar (152 bytes)."""
+    """CUDADevice on pycuda (cuda_runtime=pycuda): the same kernel source, job layout, found-buffer
+    slots, self-test and run loop (gpu_common.GPUDevice); only open/close, buffer allocation,
+    launch and wait are pycuda calls. The job goes by value as a numpy void scalar (152 bytes).
+
+    UNTESTED ON A GPU: this class has never run on one. No test here imports pycuda
+    (the suite has no NVIDIA GPU); what it shares with CUDADevice is tested through the
+    host shim and NVRTC, the pycuda calls below are not. docs/GPU.md says the same.
+    """
 
     def open(self) -> None:
         pdrv, SourceModule, np = _pycuda()
@@ -391,14 +388,18 @@ class PyCUDADevice(CUDADevice):
                 pdrv.Context.pop()
         except pdrv.Error as exc:
             raise DeviceError(f"{self.name}: pycuda: {exc}") from exc
-        self._jobtype = np.dtype([("w", "<u4", (gpu_common.JOB_WORDS,))])
 
-    def _bind(self) -> None:
-        # pycuda keeps a context stack per thread; run()/scan() push and pop around their work.
-        pass
+    @contextlib.contextmanager
+    def _bound(self):
+        # pycuda keeps a context stack per thread: scan() and run() push and pop around their work.
+        self._ctx.push()
+        try:
+            yield
+        finally:
+            self._p.Context.pop()
 
     def close(self) -> None:
-        self._slots = [None, None]
+        self._reset_slots()
         self._func = self._module = self._stream = self._ctx = None
 
     def _new_slot(self, cap: int) -> gpu_common.FoundSlot:
@@ -409,11 +410,11 @@ class PyCUDADevice(CUDADevice):
                                     events=(pdrv.Event(), pdrv.Event()))
 
     def launch(self, pre, nonce_base: int, count: int, cap: int) -> Launch:
-        pdrv, np = self._p, self._np
+        pdrv = self._p
         gpu_common.check_launch_range(nonce_base, count)
         slot = self._take_slot(cap)
         ev0, ev1 = slot.events
-        job = np.frombuffer(pre.pack(nonce_base, count, cap, slot.counter), dtype=self._jobtype)[0]
+        job = gpu_common.job_scalar(pre.pack(nonce_base, count, cap, slot.counter))
         ev0.record(self._stream)
         self._func(job, slot.device_buf, block=(BLOCK, 1, 1), grid=(-(-count // BLOCK), 1), stream=self._stream)
         ev1.record(self._stream)
@@ -426,20 +427,4 @@ class PyCUDADevice(CUDADevice):
     def wait(self, launch: Launch):
         launch.done_event.synchronize()
         ev0, ev1 = launch.kernel_event
-        hits = launch.hits()
-        launch.keep.counter, launch.keep.busy = launch.counter, False
-        return hits, 0.0, 0.0, ev1.time_since(ev0) / 1000.0
-
-    def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
-        self._ctx.push()
-        try:
-            return super().scan(header, start, count, target)
-        finally:
-            self._p.Context.pop()
-
-    def run(self, ctx: DeviceContext) -> None:
-        self._ctx.push()
-        try:
-            self.last_run_stats = pipeline_run(self, ctx, self.tuner)
-        finally:
-            self._p.Context.pop()
+        return self._finish(launch), 0.0, 0.0, ev1.time_since(ev0) / 1000.0

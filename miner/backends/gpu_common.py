@@ -7,33 +7,17 @@ schedule words W16..W19 (up to a nonce term) are computed here too. The kernel
 then does rounds 3..63 of block 2 and rounds 0..60 of the second hash per
 nonce, rejecting on the top 32 bits of the hash before anything else.
 
-The job is one flat structure of 38 little-endian uint32 (``JOB_WORDS``);
-kernels/sha256d.cl and kernels/sha256d.cu declare the same layout:
-
-    offset  words  field
-    0       8      midstate      H after block 1
-    8       8      st            a..h after block-2 rounds 0..2
-    16      3      w0..w2        block-2 words 0..2 (merkle tail, ntime, nbits)
-    19      1      w16           schedule word 16 (nonce independent)
-    20      1      w17           schedule word 17 (nonce independent)
-    21      1      w18_base      W18 - sigma0(W3)
-    22      1      w19_base      W19 - W3
-    23      1      p3            round 3's T1 without W3
-    24      1      t2_3          round 3's T2
-    25      1      nonce_base    first nonce of this launch
-    26      8      target        share target, little-endian 32-bit chunks, [7] most significant
-    34      1      found_cap     slots in the found buffer after the count
-    35      1      count         nonces in this launch; the grid is rounded up to whole
-                                 work-groups and the threads past count return at once
-    36      1      found_base    found[0] before this launch: the counter is never reset,
-                                 a launch's hits are its increments (one command fewer
-                                 between launches than zeroing it)
-    37      1      pad           zero
+The job is one flat structure of 38 little-endian uint32 (``JOB_WORDS``),
+declared once in kernels/sha256d_job.h with its word offsets: both kernels
+include that header, and JOB_FIELDS below is read from it, so JobPrecompute.pack()
+lays the words out in exactly the kernels' order.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import re
 import struct
 import time
 from collections import deque
@@ -41,6 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from miner import core
 from miner.engine.backend import Device, DeviceContext
 from miner.errors import ConfigError, CoreError, DeviceError
 from miner.sha256 import (  # plain-Python pieces for the per-job precompute
@@ -50,7 +35,24 @@ from miner.sha256 import (  # plain-Python pieces for the per-job precompute
 
 log = logging.getLogger(__name__)
 
-JOB_WORDS = 38
+JOB_HEADER = "sha256d_job.h"
+
+
+def _job_fields() -> tuple[tuple[str, int], ...]:
+    """(field, words) of the job struct, in layout order, read from kernels/sha256d_job.h."""
+    text = resources.files("miner.kernels").joinpath(JOB_HEADER).read_text(encoding="utf-8")
+    body = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    m = re.search(r"typedef struct \{(.*?)\}\s*sha256d_job;", body, re.S)
+    if m is None:
+        raise CoreError(f"kernels/{JOB_HEADER} declares no sha256d_job")
+    fields = tuple((name, int(n or 1)) for name, n in re.findall(r"SHA256_U32\s+(\w+)(?:\[(\d+)\])?\s*;", m.group(1)))
+    if len(fields) != m.group(1).count(";"):
+        raise CoreError(f"kernels/{JOB_HEADER}: one `SHA256_U32 name[N];` per field expected")
+    return fields
+
+
+JOB_FIELDS = _job_fields()
+JOB_WORDS = sum(n for _, n in JOB_FIELDS)  # 38
 _JOB_STRUCT = struct.Struct(f"<{JOB_WORDS}I")
 
 
@@ -69,11 +71,26 @@ class JobPrecompute:
     target_words: tuple[int, ...]
 
     def pack(self, nonce_base: int, count: int, found_cap: int, found_base: int = 0) -> bytes:
-        """The 152-byte job structure for a launch of ``count`` nonces from ``nonce_base``."""
-        return _JOB_STRUCT.pack(*self.midstate, *self.state3, *self.w012, self.w16, self.w17,
-                                self.w18_base, self.w19_base, self.p3, self.t2_3,
-                                nonce_base & _M, *self.target_words, found_cap, count,
-                                found_base & _M, 0)
+        """The 152-byte job structure for a launch of ``count`` nonces from ``nonce_base``,
+        in the order of kernels/sha256d_job.h (JOB_FIELDS)."""
+        values = {"midstate": self.midstate, "st": self.state3, "w": self.w012, "w16": (self.w16,),
+                  "w17": (self.w17,), "w18_base": (self.w18_base,), "w19_base": (self.w19_base,),
+                  "p3": (self.p3,), "t2_3": (self.t2_3,), "nonce_base": (nonce_base & _M,),
+                  "target": self.target_words, "found_cap": (found_cap,), "count": (count,),
+                  "found_base": (found_base & _M,), "pad": (0,)}
+        words: list[int] = []
+        for name, n in JOB_FIELDS:
+            v = values[name]
+            if len(v) != n:
+                raise CoreError(f"job field {name}: {len(v)} words for {n}")
+            words.extend(v)
+        return _JOB_STRUCT.pack(*words)
+
+
+def job_scalar(packed: bytes):
+    """A packed job as a numpy void scalar: how pyopencl and pycuda pass a struct by value."""
+    import numpy  # both bindings depend on numpy
+    return numpy.frombuffer(packed, dtype=numpy.dtype([("w", "<u4", (JOB_WORDS,))]))[0]
 
 
 def target_words(target: int) -> tuple[int, ...]:
@@ -106,7 +123,7 @@ def precompute(header: bytes, target: int) -> JobPrecompute:
 
 
 def kernel_source(name: str) -> str:
-    """A kernel's source with its kernels/ headers (sha256_common.h, sha256d_nonce.h) inlined.
+    """A kernel's source with its kernels/ headers (sha256_common.h, sha256d_job.h, sha256d_nonce.h) inlined.
 
     Runtime compilers (NVRTC, OpenCL drivers) then need no include path.
     """
@@ -114,7 +131,7 @@ def kernel_source(name: str) -> str:
     src = kernels.joinpath(name).read_text(encoding="utf-8")
     if '#include "sha256_common.h"' not in src:
         raise ConfigError(f"kernel {name} does not include sha256_common.h")
-    for header in ("sha256_common.h", "sha256d_nonce.h"):
+    for header in ("sha256_common.h", JOB_HEADER, "sha256d_nonce.h"):
         src = src.replace(f'#include "{header}"', kernels.joinpath(header).read_text(encoding="utf-8"), 1)
     return src
 
@@ -138,10 +155,7 @@ def found_capacity(count: int, target: int) -> int:
 # ---------------------------------------------------------------------------
 # The host side both backends share: launch records, size tuning, the pipeline.
 
-GENESIS_HEADER = bytes.fromhex(
-    "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e"
-    "67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c")
-GENESIS_NONCE = 2083236893  # mainnet block 0
+GENESIS_HEADER, GENESIS_NONCE = core.GENESIS_HEADER, core.GENESIS_NONCE  # mainnet block 0
 
 
 def selftest_cases() -> list[tuple[str, bytes, int, int, int, list[int]]]:
@@ -151,7 +165,6 @@ def selftest_cases() -> list[tuple[str, bytes, int, int, int, list[int]]]:
     top word of zero settled by the full compare); the second case checks
     many hits at an easy target above 2^224, where the top word decides.
     """
-    from miner import core
     from miner.engine.difficulty import target_from_nbits
 
     genesis_target = target_from_nbits(0x1D00FFFF)
@@ -313,35 +326,71 @@ def pipeline_run(dev, ctx, tuner: LaunchTuner, depth: int = 2) -> dict[str, floa
 
 
 class GPUDevice(Device):
-    """What the OpenCL and CUDA devices share: a synchronous scan (self-test, tests), the
-    self-test against the C core and the pipelined run loop.
+    """What the OpenCL and CUDA devices share: the two found-buffer slots, a synchronous scan
+    (self-test, tests), the self-test against the C core and the pipelined run loop.
 
-    Subclasses provide launch(pre, nonce_base, count, cap) -> Launch, wait(launch) and a
-    ``tuner``; they override _bind() when their context must be made current on the
-    calling thread first.
+    Subclasses provide launch(pre, nonce_base, count, cap) -> Launch (taking its
+    buffers from _take_slot()), wait(launch) (ending with _finish(launch)),
+    _new_slot(cap) and a ``tuner``; they override _bound() when their context must
+    be current on the calling thread while they run.
     """
 
     SCAN_CHUNK = 1 << 24  # nonces per launch in scan(); a subclass may launch more at once
 
-    def _bind(self) -> None:
-        pass
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._reset_slots()
 
+    def _bound(self):
+        """Context manager around scan() and run(): the device's context is current inside."""
+        return contextlib.nullcontext()
+
+    # -- found-buffer slots --------------------------------------------------
+    def _reset_slots(self) -> None:
+        self._slots: list[FoundSlot | None] = [None, None]
+        self._slot = 0
+
+    def _new_slot(self, cap: int) -> FoundSlot:  # pragma: no cover - every GPU device overrides
+        raise NotImplementedError
+
+    def _take_slot(self, cap: int) -> FoundSlot:
+        """The other of the two found-buffer slots (two launches in flight, so the next launch's
+        buffers never touch those of the one still running), marked busy. A busy slot only
+        happens for an overflow relaunch: it gets buffers of its own."""
+        self._slot ^= 1
+        slot = self._slots[self._slot]
+        if slot is None or slot.busy or slot.cap < cap:
+            fresh = self._new_slot(cap)
+            if slot is None or not slot.busy:
+                self._slots[self._slot] = fresh
+            slot = fresh
+        slot.busy = True
+        return slot
+
+    @staticmethod
+    def _finish(launch: Launch) -> list[int] | None:
+        """A completed launch's hits; its slot learns the counter and is free again."""
+        hits = launch.hits()
+        launch.keep.counter, launch.keep.busy = launch.counter, False
+        return hits
+
+    # -- scanning --------------------------------------------------------------
     def scan(self, header: bytes, start: int, count: int, target: int) -> list[int]:
         """Synchronous scan of one range; sorted like miner.core.scan."""
-        self._bind()
-        pre = precompute(header, target)
-        hits: list[int] = []
-        pos, end = start, start + count
-        while pos < end:
-            n = min(end - pos, self.SCAN_CHUNK)
-            launch = self.launch(pre, pos, n, found_capacity(n, target))
-            got = self.wait(launch)[0]
-            if got is None:  # overflow: the count is exact, so one relaunch with room for all
-                launch = self.launch(pre, pos, n, launch.total + 1)
+        with self._bound():
+            pre = precompute(header, target)
+            hits: list[int] = []
+            pos, end = start, start + count
+            while pos < end:
+                n = min(end - pos, self.SCAN_CHUNK)
+                launch = self.launch(pre, pos, n, found_capacity(n, target))
                 got = self.wait(launch)[0]
-            hits.extend(got)
-            pos += n
-        return sorted(hits)
+                if got is None:  # overflow: the count is exact, so one relaunch with room for all
+                    launch = self.launch(pre, pos, n, launch.total + 1)
+                    got = self.wait(launch)[0]
+                hits.extend(got)
+                pos += n
+            return sorted(hits)
 
     def selftest(self) -> None:
         for label, header, start, count, target, expect in selftest_cases():
@@ -352,5 +401,5 @@ class GPUDevice(Device):
         log.info("%s: self-test passed", self.name)
 
     def run(self, ctx: DeviceContext) -> None:
-        self._bind()
-        self.last_run_stats = pipeline_run(self, ctx, self.tuner)
+        with self._bound():
+            self.last_run_stats = pipeline_run(self, ctx, self.tuner)

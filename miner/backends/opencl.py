@@ -134,8 +134,6 @@ class OpenCLDevice(gpu_common.GPUDevice):
         self._cl = None
         self._ctx = self._queue = self._kernel = self._device = None
         self._local = 256
-        self._slots: list = [None, None]
-        self._slot = 0
         self.program_was_cached = False
         self.last_run_stats: dict[str, float] = {}
 
@@ -160,9 +158,7 @@ class OpenCLDevice(gpu_common.GPUDevice):
         self._local = min(256, self._device.max_work_group_size,
                           self._kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE,
                                                            self._device))
-        self._slots = [None, None]
-        import numpy
-        self._job_dtype = numpy.dtype([("w", "<u4", (gpu_common.JOB_WORDS,))])
+        self._reset_slots()
         log.info("%s: %s (%s), kernel %s", self.name, self._device.name, self._device.driver_version,
                  "from cache" if self.program_was_cached else "built")
 
@@ -173,7 +169,7 @@ class OpenCLDevice(gpu_common.GPUDevice):
             except Exception:  # closing after a device failure must not raise again
                 pass
         self._kernel = self._queue = self._ctx = None
-        self._slots = [None, None]
+        self._reset_slots()
 
     def info(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -190,30 +186,26 @@ class OpenCLDevice(gpu_common.GPUDevice):
         return out
 
     # -- launches -------------------------------------------------------
+    def _new_slot(self, cap: int) -> gpu_common.FoundSlot:
+        cl = self._cl
+        return gpu_common.FoundSlot(cl.Buffer(self._ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
+                                              hostbuf=bytes(4 * (cap + 1))), cap)
+
     def launch(self, pre: gpu_common.JobPrecompute, nonce_base: int, count: int, cap: int) -> Launch:
         """Enqueue one kernel over [nonce_base, nonce_base+count) without waiting for it.
 
-        Two buffer slots alternate, so the next launch's inputs never touch
-        the buffers of the one still running; the in-order queue orders the rest.
+        The found buffer comes from the shared base's two alternating slots; the
+        in-order queue orders the rest.
         """
         cl = self._cl
         if self._kernel is None:
             raise DeviceError(f"{self.name}: not open")
         gpu_common.check_launch_range(nonce_base, count)
-        self._slot ^= 1
-        slot = self._slots[self._slot]
         try:
-            if slot is None or slot.busy or slot.cap < cap:
-                # A busy slot only happens for an overflow relaunch: it gets a buffer of its own.
-                fresh = gpu_common.FoundSlot(cl.Buffer(self._ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
-                                                       hostbuf=bytes(4 * (cap + 1))), cap)
-                if slot is None or not slot.busy:
-                    self._slots[self._slot] = fresh
-                slot = fresh
-            slot.busy = True
+            slot = self._take_slot(cap)
             # Job by value (copied at enqueue), counter never reset: one kernel and one
             # read-back per launch, nothing else between kernels.
-            job = self._job_arg(pre.pack(nonce_base, count, cap, slot.counter))
+            job = gpu_common.job_scalar(pre.pack(nonce_base, count, cap, slot.counter))
             found = bytearray(4 * (cap + 1))
             groups = -(-count // self._local)
             kev = self._kernel(self._queue, (groups * self._local,), (self._local,), job, slot.device_buf)
@@ -221,10 +213,6 @@ class OpenCLDevice(gpu_common.GPUDevice):
         except cl.Error as exc:
             raise DeviceError(f"{self.name}: kernel launch failed: {exc}") from exc
         return Launch(nonce_base, count, cap, found, kev, rev, slot, found_base=slot.counter)
-
-    def _job_arg(self, packed: bytes):
-        import numpy  # pyopencl depends on numpy; a void scalar passes the struct by value
-        return numpy.frombuffer(packed, dtype=self._job_dtype)[0]
 
     def wait(self, launch: Launch) -> tuple[list[int], float, float, float]:
         """(hits, kernel_start_s, kernel_end_s, kernel_seconds) once ``launch`` completed."""
@@ -234,9 +222,7 @@ class OpenCLDevice(gpu_common.GPUDevice):
             end = launch.kernel_event.profile.end * 1e-9
         except self._cl.Error as exc:
             raise DeviceError(f"{self.name}: kernel failed: {exc}") from exc
-        hits = launch.hits()
-        launch.keep.counter, launch.keep.busy = launch.counter, False
-        return hits, start, end, end - start
+        return self._finish(launch), start, end, end - start
 
 class OpenCLBackend(Backend):
     name = "opencl"

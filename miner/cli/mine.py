@@ -79,7 +79,8 @@ def create_devices(backends: list[str] | None, device_specs: list[str] | None, o
 
 def benchmark_job():
     """The embedded offline job: the real testnet job of the accepted share in the Stratum documentation."""
-    from miner.engine.job import Job, swap_words
+    from miner.engine.job import Job
+    from miner.stratum.codec import swap_words
     return Job(
         "bf", swap_words(bytes.fromhex("4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000")),
         bytes.fromhex("01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862"
@@ -91,17 +92,8 @@ def benchmark_job():
 
 def _watts_for(devices: list, args: argparse.Namespace) -> Callable | None:
     from miner.fleet import power
-    n_cpu = sum(1 for d in devices if d.kind == "cpu")
-    per_device = power.parse_device_watts(getattr(args, "device_watts", None))
-
-    def watts_for(snap, info):
-        w = power.device_watts(snap.kind, {**info, "name": snap.name}, args)
-        # RAPL and --cpu-watts describe the whole CPU package: share it among the
-        # CPU threads so the total is not counted once per thread.
-        if w is not None and snap.kind == "cpu" and n_cpu > 1 and snap.name not in per_device:
-            w /= n_cpu
-        return w
-    return watts_for
+    # The power flags are parsed once, here, not on every snapshot.
+    return power.watts_for([d.kind for d in devices], power.PowerConfig.from_args(args))
 
 
 # ----------------------------------------------------------------- pools at start

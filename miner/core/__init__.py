@@ -27,7 +27,7 @@ from miner.errors import CoreError
 from miner.units import human
 
 __all__ = ["sha256d", "scan", "implementations", "selected", "select", "resolve", "scan_abortable", "AbortFlag",
-           "max_versions", "scan_versions"]
+           "max_versions", "scan_versions", "GENESIS_HEADER", "GENESIS_NONCE"]
 
 try:
     from miner.core._sha256d import ffi as _ffi, lib as _lib
@@ -36,6 +36,21 @@ except ImportError as exc:  # pragma: no cover - only when the package was not b
     _import_error = exc
 else:
     _import_error = None
+
+
+
+def _genesis_header() -> bytes:
+    if _lib is None:  # pragma: no cover - only when the package was not built
+        return bytes(80)
+    buf = _ffi.new("uint8_t[80]")
+    _lib.miner_genesis_header(buf)
+    return bytes(_ffi.buffer(buf))
+
+
+# Block 0's header, the known answer of every self-test; the C core holds the one copy.
+# Its hash meets its own target (nbits 1d00ffff, difficulty 1) only at GENESIS_NONCE.
+GENESIS_HEADER: bytes = _genesis_header()
+GENESIS_NONCE: int = int.from_bytes(GENESIS_HEADER[76:80], "little")  # 2083236893
 
 _MAX_NONCE = 1 << 32
 _OUT_CAP = 256
@@ -64,30 +79,16 @@ def _base(name: str) -> str:
     return name.split("(", 1)[0]
 
 
-# Static preference, fastest first on the CPUs measured (docs/benchmarks/core.md):
-# SHA extensions with most lanes, then the widest SIMD, then portable C.
-_ORDER = ("shani(4-lane)", "shani(3-lane)", "shani(2-lane)", "shani(1-lane)", "armv8", "avx512(32-way)", "avx512(16-way)", "avx2(8-way)", "portable")
-
-
-def _preference(i: int, names: list[str]) -> int:
-    name = names[i]
-    for rank, known in enumerate(_ORDER):
-        if name == known or _base(name) == known:
-            return rank
-    return len(_ORDER) - 1
-
-
 def _usable_indices() -> list[int]:
+    """Usable implementations in the C table's order, which is the preference order (csrc/dispatch.c)."""
     lib = _need_lib()
-    names = _all_names()
-    idx = [i for i in range(len(names)) if lib.miner_impl_usable(i)]
-    return sorted(idx, key=lambda i: _preference(i, names))
+    return [i for i in range(lib.miner_impl_count()) if lib.miner_impl_usable(i)]
 
 
 def implementations() -> list[str]:
     """Names of the implementations that run on this CPU and passed their self-test.
 
-    In a fixed order (SHA extensions, AVX-512, AVX2, portable); the automatic
+    In the C table's preference order (SHA extensions, AVX-512, AVX2, portable); the automatic
     choice of select(None) is the fastest of them measured on this machine.
     """
     names = _all_names()
@@ -99,11 +100,11 @@ def _index_of(name: str) -> int:
     matches = [i for i, full in enumerate(names) if name in (full, _base(full))]
     if not matches:
         raise CoreError(f"unknown core implementation {name!r}; choose one of: "
-                        f"{', '.join(sorted({_base(n) for n in names}))} (or a full name such as {names[-1]!r})")
+                        f"{', '.join(sorted({_base(n) for n in names}))} (or a full name such as {names[0]!r})")
     usable = [i for i in matches if _need_lib().miner_impl_usable(i)]
     if not usable:
         raise CoreError(f"core implementation {names[matches[0]]!r} is not usable on this CPU (or failed its self-test)")
-    return min(usable, key=lambda i: _preference(i, names))
+    return usable[0]
 
 
 def _measure_fastest() -> int:
@@ -130,7 +131,7 @@ def _measure_fastest() -> int:
             t0 = time.perf_counter()
             lib.miner_scan(i, header, r * _TRIAL_NONCES, _TRIAL_NONCES, target, out, 4, nxt, _ffi.NULL)
             best[i] = min(best[i], time.perf_counter() - t0)
-    win = min(cands, key=lambda i: (best[i], _preference(i, names)))
+    win = min(cands, key=lambda i: (best[i], i))
     log.info("core: %s selected (fastest in a %d-nonce trial: %s)", names[win], _TRIAL_NONCES,
              ", ".join(f"{names[i]} {human(_TRIAL_NONCES / best[i], 'H/s')}" for i in cands))
     return win

@@ -21,7 +21,7 @@ from typing import Any, Callable, ClassVar, Mapping, Protocol
 
 from miner.errors import BackendUnavailable, ConfigError
 from miner.install import pip_install
-from miner.engine.job import Job
+from miner.engine.job import Job, NonceCheck
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,15 @@ class DeviceContext(Protocol):
         """Sleep until the job generation differs from ``generation`` (True) or timeout (False)."""
 
     def submit(self, work: Work, nonce: int, *, version: int | None = None,
-               claimed_target: int | None = None) -> bool:
-        """Report a candidate nonce. The host re-hashes it.
+               claimed_target: int | None = None, check: NonceCheck | None = None) -> bool:
+        """Report a candidate nonce. The host re-hashes it (miner.engine.job.recheck).
 
         claimed_target: the target the device promises its nonces meet (an
         ASIC's ticket difficulty); defaults to the work's share target. A nonce
         whose hash misses claimed_target is a hardware error for the device.
+        check: what recheck(work.header, nonce, version) already returned, when
+        host code of the driver hashed the nonce itself; the engine then uses it
+        instead of hashing the nonce a second time.
         Returns True when it became a share.
         """
 
@@ -88,6 +91,31 @@ class DeviceContext(Protocol):
     def add_generation_listener(self, fn: "Callable[[], None]") -> None:
         """Call fn() (on the engine's thread, so it must only set a flag) whenever the job
         generation changes or mining pauses, so a device can abort a long scan at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectPolicy:
+    """How a failed device is reopened: one policy for every device (docs/ASIC.md, "Reconnects").
+
+    The n-th failure in a row waits delay(n) before the reopen: first_delay_s,
+    doubling, at most max_delay_s. Two loops apply it:
+    - the engine, for a device whose open(), selftest() or run() raised: it is
+      closed and reopened, and after ``retries`` failures it is given up (dead),
+      the other devices mining on;
+    - an ASIC board's own loop (drivers/base.py), for a board that went away
+      (DeviceGone: unplugged, port gone): reopened without limit, since boards
+      come back; the count restarts after every successful reopen.
+    """
+    first_delay_s: float = 0.5
+    max_delay_s: float = 10.0
+    retries: int = 3
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row (1, 2, ...)."""
+        return min(self.max_delay_s, self.first_delay_s * 2 ** max(0, failures - 1))
+
+
+RECONNECT = ReconnectPolicy()
 
 
 class Device(ABC):

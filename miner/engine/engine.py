@@ -25,10 +25,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from miner import __version__
-from miner.engine.backend import Device, Work
-from miner.engine.difficulty import hash_value, network_difficulty
+from miner.engine.backend import RECONNECT, Device, ReconnectPolicy, Work
+from miner.engine.difficulty import network_difficulty
 from miner.errors import DeviceError, DeviceGone, MinerError, NoSuchDevice
-from miner.engine.job import Job, Share, dsha256, spread_bits
+from miner.engine.job import Job, NonceCheck, Share, recheck, spread_bits
 from miner.engine.stats import DeviceSnapshot, MinerSnapshot, PoolSnapshot, RateMeter
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,8 @@ class _Context:
         return self._engine._wait_generation(generation, timeout, self)
 
     def submit(self, work: Work, nonce: int, *, version: int | None = None,
-               claimed_target: int | None = None) -> bool:
-        return self._engine._submit(self._state, work, nonce, version, claimed_target)
+               claimed_target: int | None = None, check: NonceCheck | None = None) -> bool:
+        return self._engine._submit(self._state, work, nonce, version, claimed_target, check)
 
     def hashes(self, n: int) -> None:
         self._state.meter.add(n)
@@ -119,7 +119,8 @@ class Engine:
 
     def __init__(self, devices: list[Device], pool_manager: Any | None = None, *,
                  on_event: EventSink | None = None, hw_error_limit: int = 20,
-                 device_retries: int = 3, watts_for: Callable[[DeviceSnapshot, dict], float | None] | None = None,
+                 device_retries: int | None = None, reconnect: ReconnectPolicy = RECONNECT,
+                 watts_for: Callable[[DeviceSnapshot, dict], float | None] | None = None,
                  benchmark_job: Job | None = None) -> None:
         if not devices:
             raise MinerError("no device to mine with")
@@ -128,7 +129,7 @@ class Engine:
         self.pools = pool_manager
         self._on_event = on_event or (lambda kind, data: None)
         self._hw_error_limit = hw_error_limit
-        self._device_retries = device_retries
+        self._reconnect = reconnect if device_retries is None else replace(reconnect, retries=device_retries)
         self._watts_for = watts_for
         self._benchmark_job = benchmark_job
         self._cond = threading.Condition()
@@ -242,15 +243,15 @@ class Engine:
 
     # ---------------------------------------------------------------- results
     def _submit(self, st: _DeviceState, work: Work, nonce: int, version: int | None,
-                claimed_target: int | None) -> bool:
-        """Re-check a device's nonce on the host (device thread)."""
+                claimed_target: int | None, check: NonceCheck | None = None) -> bool:
+        """Re-check a device's nonce on the host (device thread), unless the driver's host code just did."""
         nonce &= 0xFFFFFFFF
         ver = work.version if version is None else version & 0xFFFFFFFF
         if (ver ^ work.version) & ~work.device_version_mask & 0xFFFFFFFF:
             return self._hw_error(st, f"rolled version {ver:08x} outside the allowed mask")
-        header = ver.to_bytes(4, "little") + work.header[4:76] + nonce.to_bytes(4, "little")
-        h = dsha256(header)
-        value = hash_value(h)
+        if check is None or check.nonce != nonce or check.version != ver:
+            check = recheck(work.header, nonce, ver)
+        h, value = check.hash, check.value
         if value > (work.target if claimed_target is None else claimed_target):
             return self._hw_error(st, f"nonce {nonce:08x} does not meet the device's target")
         st.good_nonces += 1
@@ -413,7 +414,7 @@ class Engine:
                     dev.close()
                 except Exception as exc:
                     log.debug("%s: close failed: %s", dev.name, exc)
-            if attempts > self._device_retries:
+            if attempts > self._reconnect.retries:
                 st.status = "dead"
                 others = any(s.status not in ("dead", "disabled") for s in self._devices)
                 log.error("%s: giving up after %d failures%s", dev.name, attempts,
@@ -422,10 +423,13 @@ class Engine:
                 self._check_all_dead()
                 return
             with self._cond:  # back off before reopening, waking early on shutdown
-                self._cond.wait(min(30.0, 0.5 * 2 ** attempts))
+                self._cond.wait(self._reconnect.delay(attempts))
 
     def _retry_note(self, attempts: int) -> str:
-        return f"; retry {attempts} of {self._device_retries}" if attempts <= self._device_retries else ""
+        retries = self._reconnect.retries
+        if attempts > retries:
+            return ""
+        return f"; retry {attempts} of {retries} in {self._reconnect.delay(attempts):g} s"
 
     def failed_devices(self) -> list[tuple[str, str]]:
         """(name, last error) of every device that failed for good."""

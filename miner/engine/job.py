@@ -7,19 +7,10 @@ headers from it; nothing mutates it, so it crosses threads freely.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 from miner.engine.difficulty import difficulty_from_hash, hash_value, target_from_difficulty, target_from_nbits
-
-
-def dsha256(data: bytes) -> bytes:
-    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
-
-
-def swap_words(b: bytes) -> bytes:
-    """Reverse the bytes of every 4-byte word (Stratum's prevhash order <-> header order)."""
-    return b"".join(b[i:i + 4][::-1] for i in range(0, len(b), 4))
+from miner.sha256 import sha256d
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +44,9 @@ class Job:
         return self.coinb1 + self.extranonce1 + extranonce2 + self.coinb2
 
     def merkle_root(self, extranonce2: bytes) -> bytes:
-        root = dsha256(self.coinbase(extranonce2))
+        root = sha256d(self.coinbase(extranonce2))
         for branch in self.merkle_branch:
-            root = dsha256(root + branch)
+            root = sha256d(root + branch)
         return root
 
     def header(self, extranonce2: bytes, ntime: int | None = None, nonce: int = 0,
@@ -113,13 +104,30 @@ class Share:
         return params
 
 
-def check_nonce(job: Job, extranonce2: bytes, ntime: int, nonce: int, version: int,
-                merkle_root: bytes | None = None) -> tuple[bytes, Share | None]:
-    """Re-hash a device's nonce on the host. Returns (hash, share or None if below the share target)."""
-    h = dsha256(job.header(extranonce2, ntime, nonce, version, merkle_root))
-    if hash_value(h) <= job.share_target:
-        return h, Share(job, extranonce2, ntime, nonce, version, h)
-    return h, None
+@dataclass(frozen=True, slots=True)
+class NonceCheck:
+    """A device's nonce re-hashed on the host (recheck): the header it names and that header's hash."""
+    nonce: int              # masked to 32 bits
+    version: int            # full header version the nonce was hashed with
+    hash: bytes             # sha256d of the header, hashlib's byte order
+    value: int              # the hash as a little-endian integer: compare with targets
+
+    def meets(self, target: int) -> bool:
+        return self.value <= target
+
+
+def recheck(header: bytes, nonce: int, version: int) -> NonceCheck:
+    """The one host re-check of a device's nonce: put ``nonce`` and ``version`` into ``header``
+    (80 bytes, or the first 76; its own nonce and version fields are ignored) and hash it.
+
+    Every nonce from every device goes through here exactly once: an ASIC driver
+    checks it to blame the right chip and hands the result to ctx.submit, so the
+    engine does not hash it again (miner.engine.engine; drivers/base.py).
+    """
+    nonce &= 0xFFFFFFFF
+    version &= 0xFFFFFFFF
+    h = sha256d(version.to_bytes(4, "little") + bytes(header[4:76]) + nonce.to_bytes(4, "little"))
+    return NonceCheck(nonce, version, h, hash_value(h))
 
 
 def spread_bits(n: int, mask: int) -> int | None:

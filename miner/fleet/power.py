@@ -22,7 +22,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from miner.errors import ConfigError
 
@@ -219,26 +220,63 @@ def is_nvidia(kind: str, info: dict[str, Any]) -> bool:
             or str(info.get("vendor", "")).lower().startswith("nvidia"))
 
 
-def device_watts(kind: str, info: dict[str, Any], args: argparse.Namespace | None) -> float | None:
-    """Watts one device draws, or None when unknown. See the module docstring for the order."""
+@dataclass(frozen=True, slots=True)
+class PowerConfig:
+    """The power flags, parsed once at start (PowerConfig.from_args), read on every snapshot."""
+    per_device: dict[str, float] = field(default_factory=dict)  # --device-watts: name, spec or kind -> W
+    cpu_watts: float | None = None
+    gpu_watts: float | None = None
+    asic_watts: float | None = None
+    powercap_root: str = POWERCAP_ROOT
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace | None) -> "PowerConfig":
+        """ConfigError (one line) on a malformed --device-watts or a watts value out of range."""
+        return cls(per_device=parse_device_watts(getattr(args, "device_watts", None)),
+                   cpu_watts=_configured(args, "cpu_watts"), gpu_watts=_configured(args, "gpu_watts"),
+                   asic_watts=_configured(args, "asic_watts"),
+                   powercap_root=getattr(args, "powercap_root", None) or POWERCAP_ROOT)
+
+
+def device_watts(kind: str, info: dict[str, Any],
+                 config: PowerConfig | argparse.Namespace | None) -> float | None:
+    """Watts one device draws, or None when unknown. See the module docstring for the order.
+
+    ``config``: the PowerConfig built at start (flags given as a Namespace are parsed here)."""
+    if not isinstance(config, PowerConfig):
+        config = PowerConfig.from_args(config)
     kind = (kind or "").lower()
-    per_device = parse_device_watts(getattr(args, "device_watts", None))
     for key in (info.get("name"), info.get("spec"), kind):
-        if key and key in per_device:
-            return per_device[key]
+        if key and key in config.per_device:
+            return config.per_device[key]
     if kind == "asic":
         w = info.get("watts")
         if isinstance(w, (int, float)) and w >= 0:
             return float(w)
-        return _configured(args, "asic_watts")
+        return config.asic_watts
     if kind in GPU_KINDS:
         w = nvml_watts(info) if is_nvidia(kind, info) and info.get("pci_bus_id") else None
-        return w if w is not None else _configured(args, "gpu_watts")
+        return w if w is not None else config.gpu_watts
     if kind == "cpu":
-        w = _cpu_rapl_watts(getattr(args, "powercap_root", None) or POWERCAP_ROOT)
-        return w if w is not None else _configured(args, "cpu_watts")
+        w = _cpu_rapl_watts(config.powercap_root)
+        return w if w is not None else config.cpu_watts
     w = info.get("watts")
     return float(w) if isinstance(w, (int, float)) else None
+
+
+def watts_for(kinds: list[str], config: PowerConfig) -> Callable[[Any, dict[str, Any]], float | None]:
+    """The engine's watts_for(snapshot, info) for devices of these ``kinds``, reading ``config`` only.
+
+    RAPL and --cpu-watts describe the whole CPU package: it is shared among the
+    CPU threads so the total is not counted once per thread."""
+    n_cpu = sum(1 for k in kinds if k == "cpu")
+
+    def watts(snap: Any, info: dict[str, Any]) -> float | None:
+        w = device_watts(snap.kind, {**info, "name": snap.name}, config)
+        if w is not None and snap.kind == "cpu" and n_cpu > 1 and snap.name not in config.per_device:
+            w /= n_cpu
+        return w
+    return watts
 
 
 def _configured(args: argparse.Namespace | None, name: str) -> float | None:

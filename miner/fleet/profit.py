@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import re
 import sys
 from dataclasses import dataclass
 
 from miner.errors import ConfigError
-from miner.units import human
+from miner.units import human, parse_si
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +31,16 @@ DEFAULT_CURRENCY = "USD"
 # Used only when neither --difficulty nor a live job gives one; the output says so.
 DEFAULT_DIFFICULTY = 1.5e14     # network difficulty order of magnitude in late 2025 (~150 T)
 
-_SI = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
-_RATE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMGTPE]?)\s*(?:H(?:/s)?)?\s*$")
 
 
 def parse_hashrate(text: str) -> float:
     """'1.2T', '500G', '480 MH/s', '1e12' -> hashes per second."""
-    m = _RATE_RE.match(str(text))
-    if not m:
-        raise ConfigError(f"hashrate {text!r} is not a number with an optional SI suffix (k M G T P E), e.g. 1.2T")
-    value = float(m.group(1)) * _SI[m.group(2)]
-    if not math.isfinite(value) or value <= 0:
+    try:
+        value = parse_si(text)
+    except ValueError:
+        raise ConfigError(f"hashrate {text!r} is not a number with an optional SI suffix (k M G T P E), e.g. 1.2T"
+                          ) from None
+    if value <= 0:
         raise ConfigError(f"hashrate must be positive, got {text!r}")
     return value
 

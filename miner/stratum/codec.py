@@ -4,7 +4,7 @@ Everything a pool sends is validated here, so the session above never meets a wr
 string of the wrong length: a malformed line raises ProtocolError with a one-line reason, and the
 session logs it and carries on (or resets, for handshake replies it cannot do without).
 
-Wire facts (docs/STRATUM.md, PROTOCOLS.md): newline-delimited JSON-RPC; notify params are
+Wire facts (docs/PROTOCOLS.md, "Stratum v1"): newline-delimited JSON-RPC; notify params are
 [job_id, prevhash, coinb1, coinb2, merkle_branch[], version, nbits, ntime, clean_jobs, ...extra];
 prevhash arrives with the bytes of each 4-byte word reversed relative to the header.
 """
@@ -170,6 +170,7 @@ def parse_extranonce1(value: Any) -> bytes:
 
 
 def swap_words(b: bytes) -> bytes:
+    """Reverse the bytes of every 4-byte word: the prevhash as mining.notify sends it <-> header order."""
     return b"".join(b[i:i + 4][::-1] for i in range(0, len(b), 4))
 
 

@@ -24,9 +24,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from miner.engine.difficulty import hash_value
 from miner.errors import ConfigError, PoolError
-from miner.engine.job import Job, Share, dsha256
+from miner.engine.job import Job, Share, recheck
 from miner.engine.stats import PoolSnapshot
 from miner.stratum import codec
 from miner.stratum.config import PoolConfig, make_ssl_context
@@ -318,10 +317,10 @@ class PoolManager:
             return f"version {share.version:08x} rolled without a negotiated mask"
         if len(share.extranonce2) != job.extranonce2_size:
             return f"extranonce2 of {len(share.extranonce2)} bytes, job wants {job.extranonce2_size}"
-        h = dsha256(job.header(share.extranonce2, share.ntime, share.nonce, share.version))
-        if h != share.hash:
+        c = recheck(job.header(share.extranonce2, share.ntime, 0, share.version), share.nonce, share.version)
+        if c.hash != share.hash:
             return "hash does not match the header"
-        if hash_value(h) > job.share_target:
+        if c.value > job.share_target:
             return "hash above the share target"
         return None
 

@@ -1,24 +1,25 @@
-"""SHA-256 from a midstate: what Icarus sticks and the BM1397 are given instead of a header.
+"""SHA-256 from a midstate, the emulated chips' side: what Icarus sticks and the BM1397 are given
+instead of a header.
 
 The host side needs one compression per job (the midstate of header bytes
-0..63); the emulators need the rest of the double hash for many nonces, in the
-order the chip walks them. miner.core.scan takes whole headers and walks
+0..63: miner.sha256.midstate); the emulators need the rest of the double hash
+for many nonces, in the order the chip walks them. miner.core.scan takes whole headers and walks
 nonces in little-endian order, so it cannot serve a device that only knows a
-midstate; this module does, vectorised with numpy (about 1-2 MH/s on one core)
-and falling back to plain Python (about 10 kH/s) when numpy is absent.
+midstate; this module does, vectorised with numpy (0.44 MH/s per CPU-second in
+the Icarus emulator's batches, docs/benchmarks/asic.md) and falling back to
+plain Python (3 kH/s) when numpy is absent.
 """
 from __future__ import annotations
 
 import hashlib
 import struct
 
-from miner.sha256 import H_INIT as _IV, K as _K, MASK as _M, compress, midstate  # noqa: F401 (re-exported)
+from miner.sha256 import H_INIT as _IV, K as _K, MASK as _M, compress
 
 try:  # optional: only the emulators of midstate chips use it
     import numpy as _np
 except ImportError:  # pragma: no cover - exercised only without numpy
     _np = None
-
 
 
 _PAD80 = b"\x80" + b"\x00" * 39 + struct.pack(">Q", 640)  # after header bytes 64..79
