@@ -252,7 +252,7 @@ def test_gpu_watts_come_from_the_device_itself_not_gpu_0(cache_home, monkeypatch
     import asyncio
     import sys
 
-    from miner.cli.command import benchmark_job
+    from miner.cli.mine import benchmark_job
     from miner.engine import Engine
     from miner.fleet import power
     from test_power import FakePynvml, args
@@ -263,8 +263,9 @@ def test_gpu_watts_come_from_the_device_itself_not_gpu_0(cache_home, monkeypatch
     monkeypatch.setattr(power, "_nvml", power._Nvml())
     ns = args("--gpu-watts", "42")
     dev = opencl.OpenCLBackend.create(["opencl:0:0"], {"gpu_launch": 1 << 16})[0]
+    # the callback the miner command builds: the power flags parsed once into a PowerConfig
     engine = Engine([dev], None, benchmark_job=benchmark_job(),
-                    watts_for=lambda snap, info: power.device_watts(snap.kind, {**info, "name": snap.name}, ns))
+                    watts_for=power.watts_for([dev.kind], power.PowerConfig.from_args(ns)))
 
     async def mine_until_hashing():
         task = asyncio.create_task(engine.run(time_limit=120))

@@ -34,13 +34,14 @@ def measure_hashrate(model: str, seconds: float = 0.25) -> float:
     """Hashes per second this emulator's real hashing reaches here, measured the way it hashes."""
     from miner import core
     from miner.drivers.emu import midstate as MS
+    from miner.sha256 import midstate
     from miner.drivers.emu.models import BM_SLICE, ICARUS_BATCH
     header = bytes(80)
     done, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         if is_midstate(model):
             n = ICARUS_BATCH if model != "bm1397" else BM_SLICE
-            MS.scan_midstate(MS.midstate(header), header[64:76], range(done, done + n), 0)
+            MS.scan_midstate(midstate(header), header[64:76], range(done, done + n), 0)
         else:
             n = BM_SLICE
             core.scan(header, done, n, 0)
