@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import threading
 
-from miner.fleet import curtail, power
+from miner.fleet import curtail, power, web
 from miner.errors import ConfigError, MinerError
 from miner.engine.stats import MinerControl
 
@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="metrics address (default 127.0.0.1)")
     power.add_arguments(parser)
     curtail.add_arguments(parser)
+    web.add_arguments(parser)
 
 
 class FleetHandle:
@@ -64,6 +65,7 @@ class FleetHandle:
     def __init__(self) -> None:
         self.api = None
         self.metrics = None
+        self.web = None
         self.curtailer: curtail.Curtailer | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -76,12 +78,16 @@ class FleetHandle:
     def metrics_port(self) -> int | None:
         return self.metrics.port if self.metrics else None
 
+    @property
+    def web_port(self) -> int | None:
+        return self.web.port if self.web else None
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        for part in (self.api, self.metrics, self.curtailer):
+        for part in (self.web, self.api, self.metrics, self.curtailer):
             if part is not None:
                 try:
                     part.close()
@@ -111,7 +117,8 @@ def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
     try:
         curtailer = curtail.build(control, args)
         want_api = bool(g("api_listen") or g("api_port") is not None or g("api_bind"))
-        if curtailer.sources or want_api:
+        want_web = g("web_port") is not None
+        if curtailer.sources or want_api or want_web:
             handle.curtailer = curtailer
             curtailer.start()
             if curtailer.sources:
@@ -131,6 +138,8 @@ def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
             facts = handle.curtailer.status if handle.curtailer else None
             handle.metrics = MetricsServer(control, bind=g("metrics_bind") or "127.0.0.1",
                                            port=g("metrics_port"), facts=facts).start()
+        if want_web:
+            handle.web = web.start(control, args, handle.curtailer)
     except MinerError:
         handle.close()
         raise
