@@ -62,9 +62,9 @@ function render(st) {
   setText("version", "v" + s.version);
   const hr = s.hashrate;
   const hero = $("hashrate");
-  hero.dataset.hs = String(hr["1m"]);
-  setText("hashrate", fmtRateUnit(hr["1m"]));
-  for (const w of ["5s", "5m", "15m", "av"]) setText("hr-" + w, fmtRateUnit(hr[w]));
+  hero.dataset.hs = String(hr["5s"]);
+  setText("hashrate", fmtRateUnit(hr["5s"]));
+  for (const w of ["1m", "5m", "15m", "av"]) setText("hr-" + w, fmtRateUnit(hr[w]));
   const acc = $("accepted");
   acc.dataset.n = String(s.accepted);
   setText("accepted", String(s.accepted));
@@ -75,7 +75,8 @@ function render(st) {
   setText("blocks", String(s.blocks));
   setText("netdiff", fmtDiff(s.network_difficulty));
   setText("watts", s.watts === null ? "–" : s.watts.toFixed(1) + " W");
-  setText("jth", s.j_per_th === null ? "J/TH –" : s.j_per_th.toFixed(1) + " J/TH");
+  setText("jth", s.watts === null ? "not measured (--cpu-watts)" :
+    s.j_per_th === null ? "J/TH –" : s.j_per_th.toFixed(1) + " J/TH");
   setText("uptime", fmtDuration(s.uptime_s));
 
   const pill = $("state");
@@ -108,13 +109,16 @@ function renderDevices(devs) {
       el("td", { class: "wrap" }, d.model + (d.frequency_mhz ? ` @ ${d.frequency_mhz} MHz` : "")),
       el("td", { class: "num" }, fmtRateUnit(d.hashrate["1m"])),
       el("td", { class: "num" }, `${d.accepted} / ${d.rejected} / ${d.hw_errors}`),
-      el("td", { class: "num" }, opt(d.temperature_c, (t) => t.toFixed(1) + " °C")),
-      el("td", { class: "num" }, opt(d.watts, (w) => w.toFixed(1))),
-      el("td", { class: "num" }, opt(d.j_per_th, (j) => j.toFixed(1))),
+      el("td", { class: "num c-temp" }, opt(d.temperature_c, (t) => t.toFixed(1) + " °C")),
+      el("td", { class: "num c-watts" }, opt(d.watts, (w) => w.toFixed(1))),
+      el("td", { class: "num c-watts" }, opt(d.j_per_th, (j) => j.toFixed(1))),
       el("td", { class: "num" }, toggle)));
   }
   if (!devs.length) body.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "no devices")));
   $("devices").tBodies[0].replaceWith(body);
+  // Columns no device can fill (no sensor, no power reading) are left out.
+  $("devices").classList.toggle("no-temp", !devs.some((d) => d.temperature_c !== null));
+  $("devices").classList.toggle("no-watts", !devs.some((d) => d.watts !== null));
 }
 
 function renderPools(pools) {
@@ -125,8 +129,8 @@ function renderPools(pools) {
     const sw = p.active ? tag("active") : el("button", { class: "btn small", type: "button", "data-pool": String(p.id),
       onclick: () => control(`/api/v1/pools/${p.id}/switch`, `switching to pool ${p.id}`) }, "Switch");
     body.append(el("tr", { "data-pool": String(p.id) },
-      el("td", { class: "wrap" }, el("div", { class: "devname" }, `#${p.id} ${p.url}`),
-        el("div", { class: "devkind" }, p.user)),
+      el("td", { class: "pool" }, el("div", { class: "devname", title: p.url }, `#${p.id} ${hostPort(p.url)}`),
+        el("div", { class: "devkind", title: p.user }, scheme(p.url) + " · " + p.user)),
       el("td", {}, tag(p.status)),
       el("td", { class: "num" }, fmtDiff(p.difficulty)),
       el("td", { class: "num" }, `${p.accepted} / ${p.rejected} / ${p.stale}`),
@@ -136,6 +140,9 @@ function renderPools(pools) {
   if (!pools.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "offline benchmark: no pool")));
   $("pools").tBodies[0].replaceWith(body);
 }
+
+const hostPort = (url) => url.replace(/^[a-z0-9+.-]+:\/\//i, "");
+const scheme = (url) => (/^stratum\+(\w+):/i.exec(url) || [, "tcp"])[1] === "ssl" ? "TLS" : "TCP";
 
 let sharesKey = "";
 function renderShares(shares) {
@@ -159,6 +166,12 @@ function trimHistory() {
   while (history.length && history[0][0] < cut) history.shift();
 }
 
+function fmtAxis(hs) {
+  let i = 0;
+  while (hs >= 1000 && i < SI.length - 1) { hs /= 1000; i++; }
+  return (Number.isInteger(hs) ? String(hs) : hs.toFixed(hs >= 10 ? 0 : 1)) + " " + SI[i] + "H/s";
+}
+
 function niceMax(v) {
   if (v <= 0) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v)));
@@ -180,28 +193,34 @@ function drawChart() {
   const css = getComputedStyle(document.documentElement);
   const muted = css.getPropertyValue("--muted"), line = css.getPropertyValue("--line");
   const accent = css.getPropertyValue("--accent");
-  const left = 64, right = 8, top = 8, bottom = 20;
-  const pw = w - left - right, ph = h - top - bottom;
-  const now = Date.now() / 1000, t0 = now - HOUR_S;
   const max = niceMax(Math.max(0, ...history.map((p) => p[1])) * 1.1);
   g.font = "11px system-ui, sans-serif";
+  const ylabels = [0, 1, 2, 3, 4].map((i) => fmtAxis(max * i / 4));
+  const left = 10 + Math.max(...ylabels.map((t) => g.measureText(t).width)), right = 8, top = 8, bottom = 20;
+  const pw = w - left - right, ph = h - top - bottom;
+  // The axis spans what has been collected (at least 5 min), up to the hour the ring keeps.
+  const now = Date.now() / 1000;
+  const span = Math.min(HOUR_S, Math.max(300, history.length ? now - history[0][0] : 0));
+  const t0 = now - span, minutes = span / 60, step = minutes > 30 ? 15 : minutes > 10 ? 5 : 1;
   g.fillStyle = muted; g.strokeStyle = line; g.lineWidth = 1;
   g.textAlign = "right"; g.textBaseline = "middle";
   for (let i = 0; i <= 4; i++) {
     const y = top + ph - ph * i / 4;
     g.beginPath(); g.moveTo(left, y + .5); g.lineTo(w - right, y + .5); g.stroke();
-    g.fillText(fmtRateUnit(max * i / 4), left - 6, y);
+    g.fillText(ylabels[i], left - 6, y);
   }
   g.textAlign = "center"; g.textBaseline = "top";
-  for (let m = 60; m >= 0; m -= 15) {
-    const x = left + pw * (1 - m / 60);
-    g.fillText(m ? `-${m} min` : "now", Math.min(Math.max(x, left + 20), w - right - 14), top + ph + 5);
+  const every = Math.max(step, Math.ceil(minutes * 64 / pw / step) * step);   // labels >= 64 px apart
+  for (let m = Math.floor(minutes / every) * every; m >= 0; m -= every) {
+    const x = left + pw * (1 - m / minutes);
+    g.textAlign = x - left < 30 ? "left" : w - right - x < 30 ? "right" : "center";
+    g.fillText(m ? `-${m} min` : "now", x, top + ph + 5);
   }
   if (!history.length) {
     g.fillText("collecting: a point every 5 s", left + pw / 2, top + ph / 2);
     return;
   }
-  const X = (t) => left + pw * (t - t0) / HOUR_S, Y = (v) => top + ph - ph * v / max;
+  const X = (t) => left + pw * (t - t0) / span, Y = (v) => top + ph - ph * v / max;
   const grad = g.createLinearGradient(0, top, 0, top + ph);
   grad.addColorStop(0, "rgba(247,147,26,.35)"); grad.addColorStop(1, "rgba(247,147,26,0)");
   g.beginPath();
