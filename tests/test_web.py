@@ -386,3 +386,18 @@ def test_axeos_system_info_matches_the_recorded_reply():
     assert (info["stratumURL"], info["stratumPort"], info["stratumUser"]) == ("127.0.0.1", 3333, "bc1qexample.worker0")
     assert info["fallbackStratumPort"] == 3334 and info["isUsingFallbackStratum"] == 0
     assert info["power"] == 18.0 and info["temp"] == 55.5 and info["bestDiff"] == "123k"
+
+
+def test_toml_keys_and_the_non_loopback_refusal_at_the_command_line(tmp_path):
+    from miner.cli import command
+    cfg = tmp_path / "farm.toml"
+    cfg.write_text('web-port = 8181\nweb-bind = "0.0.0.0"\nweb-token = "abc"\n')
+    args = command.parse_args(["-c", str(cfg)])
+    assert (args.web_port, args.web_bind, args.web_token) == (8181, "0.0.0.0", "abc")
+    # Beyond loopback without a token: the miner refuses to start, with one line and exit code 2.
+    r = subprocess.run([sys.executable, "-m", "miner", "--benchmark", "--time-limit", "5", "--web-port", "0",
+                        "--web-bind", "0.0.0.0"], capture_output=True, text=True, timeout=60, cwd="/",
+                       env={k: v for k, v in __import__("os").environ.items() if k != web.TOKEN_ENV})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    err = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(err) == 1 and "--web-token" in err[0], r.stderr

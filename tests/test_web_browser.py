@@ -152,7 +152,8 @@ def test_dashboard_live_pause_resume_device_and_pool(real_pool, browser, tmp_pat
         assert "web" in page.text_content("#reasons")
         s = m.get("/api/v1/summary")
         assert s["paused"] and [r["source"] for r in s["pause_reasons"]] == ["web"]
-        wait_until(lambda: m.get("/api/v1/history")["points"][-1][1] == 0.0, 15, "a 0 H/s history point")
+        wait_until(lambda: (pts := m.get("/api/v1/history")["points"]) and pts[-1][1] == 0.0, 15,
+                   "a 0 H/s history point")
         page.wait_for_function("(x) => Number(document.getElementById('hashrate').dataset.hs) < x",
                                arg=peak * 0.05, timeout=40000)
         # Paused, the counters stand still: the page and the API agree exactly.
