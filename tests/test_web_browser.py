@@ -122,7 +122,7 @@ def test_dashboard_live_pause_resume_device_and_pool(real_pool, browser, tmp_pat
 
         # The page shows the API's numbers: the page's values lie between two summaries taken around it.
         before = m.get("/api/v1/summary")
-        time.sleep(1.5)                     # the page's feed is at most 1 s old
+        time.sleep(2.5)                     # the page's feed is one event a second
         hs, acc = page_numbers(page)
         after = m.get("/api/v1/summary")
         assert before["accepted"] <= acc <= after["accepted"], (before["accepted"], acc, after["accepted"])
@@ -148,6 +148,7 @@ def test_dashboard_live_pause_resume_device_and_pool(real_pool, browser, tmp_pat
         assert pool0["active"] and pool0["connected_since"]
         peak = max(hs, m.get("/api/v1/summary")["hashrate"]["5s"])
         page.click("#pause")
+        wait_until(lambda: m.get("/api/v1/summary")["paused"], 1.0, "the pause within 1 s", step=0.05)
         page.wait_for_function("() => document.getElementById('state').dataset.state === 'paused'", timeout=5000)
         assert "web" in page.text_content("#reasons")
         s = m.get("/api/v1/summary")
@@ -164,6 +165,7 @@ def test_dashboard_live_pause_resume_device_and_pool(real_pool, browser, tmp_pat
         valid = real_pool.valid
 
         page.click("#resume")
+        wait_until(lambda: not m.get("/api/v1/summary")["paused"], 1.0, "the resume within 1 s", step=0.05)
         page.wait_for_function("() => document.getElementById('state').dataset.state === 'mining'", timeout=5000)
         real_pool.wait_shares(len(real_pool.shares()) + 2, timeout=60)
         assert real_pool.valid > valid
