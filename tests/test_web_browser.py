@@ -159,6 +159,9 @@ def test_dashboard_live_pause_resume_device_and_pool(real_pool, browser, tmp_pat
                                arg=peak * 0.05, timeout=40000)
         # Paused, the counters stand still: the page and the API agree exactly.
         wait_until(lambda: page_numbers(page)[1] == m.get("/api/v1/summary")["accepted"], 10, "equal counts")
+        # ... and they are the pool's own verdicts.
+        wait_until(lambda: m.get("/api/v1/summary")["accepted"] == real_pool.valid, 10, "the pool's count")
+        assert page_numbers(page)[1] == real_pool.valid and real_pool.invalid == 0
         pools = m.get("/api/v1/pools")["pools"]
         assert pools[0]["status"] == "alive" and pools[0]["active"]
         assert pools[0]["connected_since"] == pool0["connected_since"]      # the same session
