@@ -175,7 +175,8 @@ function fmtAxis(hs) {
 function niceMax(v) {
   if (v <= 0) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
+  // Tops whose quarters are round numbers, so the four grid lines read cleanly.
+  for (const m of [1, 1.2, 1.6, 2, 4, 6, 8, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 
