@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 
 from miner.errors import ConfigError
-from miner.engine.stats import DeviceSnapshot, MinerSnapshot, PoolSnapshot
+from miner.engine.stats import DeviceSnapshot, HistoryRing, MinerSnapshot, PoolSnapshot, ShareLog, ShareRecord
 
 
 def device(i: int = 0, kind: str = "asic", name: str | None = None, hs: float = 1.2e12,
@@ -151,6 +151,38 @@ class FakeControl:
                 raise ConfigError(f"cannot remove active pool {pool_id}")
             self.calls.append(("remove_pool", pool_id))
             del self.pools[i]
+
+    # The share log and history are the engine's own classes, fed by the test.
+    share_log: ShareLog | None = None
+    history_ring: HistoryRing | None = None
+
+    def shares(self) -> tuple[ShareRecord, ...]:
+        return self.share_log.items() if self.share_log is not None else ()
+
+    def history(self) -> tuple[tuple[float, float], ...]:
+        return self.history_ring.points() if self.history_ring is not None else ()
+
+    def _device(self, name: str) -> int:
+        for i, d in enumerate(self.devices):
+            if d.name == name:
+                return i
+        raise ConfigError(f"no device {name!r}")
+
+    def enable_device(self, name: str) -> None:
+        with self._lock:
+            i = self._device(name)
+            self.calls.append(("enable_device", name))
+            devs = list(self.devices)
+            devs[i] = replace(devs[i], enabled=True, status="alive")
+            self.devices = tuple(devs)
+
+    def disable_device(self, name: str) -> None:
+        with self._lock:
+            i = self._device(name)
+            self.calls.append(("disable_device", name))
+            devs = list(self.devices)
+            devs[i] = replace(devs[i], enabled=False, status="disabled")
+            self.devices = tuple(devs)
 
     def quit(self) -> None:
         self.calls.append(("quit",))

@@ -29,7 +29,8 @@ from miner.engine.backend import RECONNECT, Device, ReconnectPolicy, Work
 from miner.engine.difficulty import network_difficulty
 from miner.errors import DeviceError, DeviceGone, MinerError, NoSuchDevice
 from miner.engine.job import Job, NonceCheck, Share, recheck, spread_bits
-from miner.engine.stats import DeviceSnapshot, MinerSnapshot, PoolSnapshot, RateMeter
+from miner.engine.stats import (HISTORY_INTERVAL_S, DeviceSnapshot, HistoryRing, MinerSnapshot, PoolSnapshot,
+                                RateMeter, ShareLog, ShareRecord)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class _DeviceState:
     thread: threading.Thread | None = None
     picked_generation: int = -1   # for switch-latency measurement
     info: dict[str, Any] = field(default_factory=dict)
+    held: bool = False            # disabled by the user: open, but given no work until enabled
 
 
 class _Context:
@@ -143,6 +145,8 @@ class Engine:
         self._effective = RateMeter()
         self._local = {"accepted": 0, "best": 0.0, "blocks": 0}  # benchmark mode (no pool)
         self._engine_stale = 0   # stale shares no pool manager counted (offline benchmark, or after shutdown)
+        self._share_log = ShareLog()
+        self._history = HistoryRing()
         self._started_wall = time.time()
         self._started = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -206,7 +210,7 @@ class Engine:
             while True:
                 if ctx.stopping:
                     return None
-                if self._job is not None and not self._paused_reasons:
+                if self._job is not None and not self._paused_reasons and not st.held:
                     stream = st.stream
                     if stream is None or stream.job is not self._job or stream.next_nonce >= NONCE_SPACE:
                         stream = st.stream = self._new_stream(self._job, version_rolling)
@@ -222,7 +226,7 @@ class Engine:
             gen = self._generation
             if st.picked_generation != gen:
                 st.picked_generation = gen
-                if all(s.picked_generation == gen for s in self._devices if s.status == "alive"):
+                if all(s.picked_generation == gen for s in self._devices if s.status == "alive" and not s.held):
                     self.switch_latencies.append(time.perf_counter() - self._generation_time)
                     del self.switch_latencies[:-1000]
         if st.status in ("starting", "sick"):
@@ -303,7 +307,10 @@ class Engine:
         st = self._by_name.get(share.device)
         if st is not None:
             st.stale += 1
-        self._engine_stale += 1
+        self._engine_stale += 1  # not through pool_event: the pool client never saw this share
+        self._share_log.add_event({"result": "stale", "device": share.device, "pool": share.job.pool_id,
+                                   "job_id": share.job.job_id, "target_difficulty": float(share.job.difficulty),
+                                   "share_difficulty": share.share_difficulty, "reason": why})
         self._on_event("share", {"result": "stale", "device": share.device, "job_id": share.job.job_id,
                                  "target_difficulty": float(share.job.difficulty),
                                  "share_difficulty": share.share_difficulty, "reason": why, "local": True})
@@ -318,6 +325,7 @@ class Engine:
         """Event sink for the pool manager (loop thread): account share outcomes per device, then forward."""
         if kind == "share":
             self._account_share(data)
+            self._share_log.add_event(data)
         self._on_event(kind, data)
 
     def _account_share(self, data: dict) -> None:
@@ -453,6 +461,7 @@ class Engine:
             pool_task = asyncio.create_task(self.pools.run(), name="pools")
         elif self._benchmark_job is not None:
             self.on_job(self._benchmark_job)
+        history_task = asyncio.create_task(self._sample_history(), name="history")
         try:
             if time_limit:
                 try:
@@ -462,7 +471,13 @@ class Engine:
             else:
                 await self._stop_event.wait()
         finally:
+            history_task.cancel()
             await self._shutdown(pool_task)
+
+    async def _sample_history(self) -> None:
+        while True:
+            self._history.sample(self._meter.total)
+            await asyncio.sleep(HISTORY_INTERVAL_S)
 
     def _request_stop(self) -> None:
         if self._stop_event is not None:
@@ -565,6 +580,44 @@ class Engine:
     def remove_pool(self, pool_id: int) -> None:
         self._pool_call("remove_pool", pool_id)
 
+    def _device_state(self, name: str) -> _DeviceState:
+        st = self._by_name.get(name)
+        if st is None:
+            raise MinerError(f"no device {name!r}; devices are {', '.join(self._by_name)}")
+        return st
+
+    def disable_device(self, name: str) -> None:
+        """Stop giving `name` work (it stays open, like a pause of one device)."""
+        st = self._device_state(name)
+        with self._cond:
+            if st.held:
+                return
+            st.held = True
+            self._cond.notify_all()
+        log.warning("%s: disabled by request", name)
+        self._on_event("device", {"device": name, "state": "disabled", "detail": "by request"})
+        for fn in st.listeners:
+            fn()
+
+    def enable_device(self, name: str) -> None:
+        st = self._device_state(name)
+        if st.status in ("disabled", "dead") and not st.held:
+            raise MinerError(f"{name} was stopped by the miner ({st.last_error or st.status}); "
+                             "restart the miner to use it again")
+        with self._cond:
+            if not st.held:
+                return
+            st.held = False
+            self._cond.notify_all()
+        log.warning("%s: enabled by request", name)
+        self._on_event("device", {"device": name, "state": "enabled", "detail": "by request"})
+
+    def shares(self) -> tuple[ShareRecord, ...]:
+        return self._share_log.items()
+
+    def history(self) -> tuple[tuple[float, float], ...]:
+        return self._history.points()
+
     def quit(self) -> None:
         self.stop("quit requested")
 
@@ -581,8 +634,8 @@ class Engine:
             info = st.info
             snap = DeviceSnapshot(
                 id=st.id, name=st.device.name, kind=st.device.kind, model=str(info.get("model", st.device.kind)),
-                status="paused" if (self.paused and st.status == "alive") else st.status,
-                enabled=st.status not in ("disabled", "dead"), hashrate=st.meter.rates(now),
+                status="disabled" if st.held else ("paused" if (self.paused and st.status == "alive") else st.status),
+                enabled=not st.held and st.status not in ("disabled", "dead"), hashrate=st.meter.rates(now),
                 accepted=st.accepted, rejected=st.rejected, stale=st.stale, hw_errors=st.hw_errors,
                 difficulty_accepted=st.difficulty_accepted, best_share=st.best_share,
                 last_share_time=st.last_share_time, temperature_c=info.get("temperature_c"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -141,6 +142,78 @@ class MinerSnapshot:
     utility: float = 0.0                # accepted shares per minute (cgminer "Utility")
 
 
+@dataclass(frozen=True)
+class ShareRecord:
+    """One share's outcome, as the share log keeps it."""
+    time: float                # unix time of the verdict
+    result: str                # accepted | rejected | stale | duplicate | invalid
+    device: str
+    pool: int | None
+    target_difficulty: float   # the difficulty the pool asked for
+    share_difficulty: float    # the difficulty the share's hash reached
+    reason: str | None = None  # the pool's reason for a reject, or why it was not sent
+    job_id: str = ""
+    block: bool = False
+
+
+SHARE_LOG_SIZE = 50
+
+
+class ShareLog:
+    """The last SHARE_LOG_SIZE share outcomes, newest last. add() from any thread."""
+
+    def __init__(self, size: int = SHARE_LOG_SIZE) -> None:
+        self._lock = threading.Lock()
+        self._items: deque[ShareRecord] = deque(maxlen=size)
+        self.count = 0             # every share ever added: lets a reader ask for what is new
+
+    def add_event(self, data: dict, now: float | None = None) -> None:
+        """Record a "share" event: ``target_difficulty`` is the job's (what the pool credits),
+        ``share_difficulty`` what the share's hash achieved (one name each across the seam)."""
+        target, achieved = data.get("target_difficulty"), data.get("share_difficulty")
+        rec = ShareRecord(time.time() if now is None else now, str(data.get("result", "")),
+                          str(data.get("device") or ""), data.get("pool"),
+                          float(target or 0.0), float(achieved or 0.0), data.get("reason") or None,
+                          str(data.get("job_id") or ""), bool(data.get("block")))
+        with self._lock:
+            self._items.append(rec)
+            self.count += 1
+
+    def items(self) -> tuple[ShareRecord, ...]:
+        with self._lock:
+            return tuple(self._items)
+
+
+HISTORY_INTERVAL_S = 5.0
+HISTORY_POINTS = 720           # one hour of 5 s points
+
+
+class HistoryRing:
+    """Total hashrate every HISTORY_INTERVAL_S seconds over the last hour, from the hash count.
+
+    Each point is the exact average over its own interval (hashes done / seconds), not a
+    decayed window, so a pause shows as 0 in the next point.
+    """
+
+    def __init__(self, size: int = HISTORY_POINTS) -> None:
+        self._lock = threading.Lock()
+        self._points: deque[tuple[float, float]] = deque(maxlen=size)
+        self._last: tuple[float, float] | None = None   # (monotonic time, total hashes)
+
+    def sample(self, total_hashes: float, now: float | None = None, wall: float | None = None) -> None:
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            last, self._last = self._last, (t, total_hashes)
+            if last is not None and t > last[0]:
+                rate = max(0.0, total_hashes - last[1]) / (t - last[0])
+                self._points.append((time.time() if wall is None else wall, rate))
+
+    def points(self) -> tuple[tuple[float, float], ...]:
+        """((unix time, H/s), ...), oldest first."""
+        with self._lock:
+            return tuple(self._points)
+
+
 class MinerControl(Protocol):
     """What the engine exposes to the API, curtailment and the CLI. Thread-safe."""
 
@@ -154,3 +227,7 @@ class MinerControl(Protocol):
     def remove_pool(self, pool_id: int) -> None: ...
     def quit(self) -> None: ...
     def restart(self) -> None: ...
+    def shares(self) -> tuple[ShareRecord, ...]: ...                 # the share log, newest last
+    def history(self) -> tuple[tuple[float, float], ...]: ...       # ((unix time, H/s), ...) 5 s points
+    def enable_device(self, name: str) -> None: ...
+    def disable_device(self, name: str) -> None: ...

@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import threading
 
-from miner.fleet import curtail, mqtt, power
+from miner.fleet import curtail, mqtt, power, web
 from miner.errors import ConfigError, MinerError
 from miner.engine.stats import MinerControl
 
@@ -57,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     power.add_arguments(parser)
     curtail.add_arguments(parser)
     mqtt.add_arguments(parser)
+    web.add_arguments(parser)
 
 
 class FleetHandle:
@@ -65,6 +66,7 @@ class FleetHandle:
     def __init__(self) -> None:
         self.api = None
         self.metrics = None
+        self.web = None
         self.curtailer: curtail.Curtailer | None = None
         self.mqtt: mqtt.MqttBridge | None = None
         self._lock = threading.Lock()
@@ -78,12 +80,16 @@ class FleetHandle:
     def metrics_port(self) -> int | None:
         return self.metrics.port if self.metrics else None
 
+    @property
+    def web_port(self) -> int | None:
+        return self.web.port if self.web else None
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        for part in (self.mqtt, self.api, self.metrics, self.curtailer):  # mqtt first: it says offline
+        for part in (self.mqtt, self.web, self.api, self.metrics, self.curtailer):  # mqtt first: it says offline
             if part is not None:
                 try:
                     part.close()
@@ -114,7 +120,8 @@ def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
         curtailer = curtail.build(control, args)
         want_api = bool(g("api_listen") or g("api_port") is not None or g("api_bind"))
         want_mqtt = bool(g("mqtt_url"))
-        if curtailer.sources or want_api or want_mqtt:
+        want_web = g("web_port") is not None
+        if curtailer.sources or want_api or want_mqtt or want_web:
             handle.curtailer = curtailer
             curtailer.start()
             if curtailer.sources:
@@ -136,6 +143,8 @@ def start(control: MinerControl, args: argparse.Namespace) -> FleetHandle:
                                            port=g("metrics_port"), facts=facts).start()
         if want_mqtt:
             handle.mqtt = mqtt.start(control, curtailer, args)
+        if want_web:
+            handle.web = web.start(control, args, handle.curtailer)
     except MinerError:
         handle.close()
         raise
