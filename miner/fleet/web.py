@@ -177,11 +177,11 @@ def axeos_info(snap: MinerSnapshot) -> dict[str, Any]:
     Units as AxeOS: hashRate in GH/s, power in W, temp in deg C, bestDiff as a suffixed string.
     A field we do not know (no power meter, no temperature sensor) is left out, never sent as 0.
     """
-    from miner.cli.status import fmt_diff
+    from miner.units import human
     out: dict[str, Any] = {
         "hashRate": snap.hashrate.get("1m", 0.0) / 1e9,
         "sharesAccepted": snap.accepted, "sharesRejected": snap.rejected,
-        "bestDiff": fmt_diff(snap.best_share), "bestSessionDiff": fmt_diff(snap.best_share),
+        "bestDiff": human(snap.best_share, digits=3), "bestSessionDiff": human(snap.best_share, digits=3),
         "uptimeSeconds": int(snap.elapsed), "version": f"miner {snap.version}",
         "hostname": socket.gethostname(),
     }
