@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from gpu_ctx import TimedContext  # noqa: E402  (the context tests/test_cuda.py times with)
 from miner import core  # noqa: E402
-from miner.engine.backend import load_backend  # noqa: E402
+from miner.engine.backend import DeviceOptions, load_backend  # noqa: E402
 from miner.backends import gpu_common  # noqa: E402
 
 

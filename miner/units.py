@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Callable
 
 PREFIXES = ("", "k", "M", "G", "T", "P", "E", "Z", "Y")
 
@@ -55,3 +56,37 @@ def parse_si(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"not a finite number: {text!r}")
     return value
+
+
+def flag_number(kind: type = float, low: float | None = None, high: float | None = None,
+                *, above: bool = False) -> Callable[[str], float]:
+    """The one argparse type for a number typed by a user (a TOML value comes here as its text too).
+
+    ``flag_number(low=0)`` accepts a finite float >= 0; ``above=True`` makes ``low`` exclusive;
+    ``kind=int`` wants a whole number. NaN and infinities are always refused. The error gives the
+    range; argparse puts the flag's name before it, so the command line says it all in one line."""
+    import argparse
+
+    noun = "a whole number" if kind is int else "a number"
+    if low is not None and high is not None:
+        want = f"{noun} from {low:g} to {high:g}"
+    elif low is not None:
+        want = f"{noun} {'above' if above else 'of at least'} {low:g}"
+    elif high is not None:
+        want = f"{noun} of at most {high:g}"
+    else:
+        want = noun
+
+    def convert(text: str):
+        try:
+            v = kind(str(text).strip())
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}") from None
+        if (not math.isfinite(v) or (low is not None and (v <= low if above else v < low))
+                or (high is not None and v > high)):
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
+        return v
+    return convert
+
+
+port_number = flag_number(int, 0, 65535)

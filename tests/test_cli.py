@@ -303,7 +303,7 @@ def test_out_of_range_numbers_are_one_line_and_exit_2():
 def test_out_of_range_numbers_in_the_config_file_are_refused_too(tmp_path):
     cfg = tmp_path / "m.toml"
     cfg.write_text("benchmark = true\nthreads = 0\n")
-    assert_one_line_error(run_miner("-c", str(cfg), timeout=20), 2, "threads", "positive")
+    assert_one_line_error(run_miner("-c", str(cfg), timeout=20), 2, "threads", "at least 1")
 
 
 def test_config_value_of_the_wrong_type_names_the_type(tmp_path):

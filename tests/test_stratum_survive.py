@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 import tempfile
 
 import pytest
 
-from fakepool import FakePool, make_job, mine_share
+from fakepool import FakePool, mine_share
 from miner.stratum import PoolConfig, PoolManager, Timeouts
 from test_stratum_session import D, Harness, arun, no_tracebacks
 

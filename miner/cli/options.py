@@ -12,39 +12,22 @@
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from miner.engine.backend import DeviceOptions
 from miner.errors import ConfigError
 from miner.stratum.config import PoolConfig
+from miner.units import flag_number
 
 DEFAULT_VERSION_MASK = 0x1FFFE000
 
 
 
-def _number(text: str, kind: type, low: float, what: str):
-    """argparse type: a number of ``kind`` >= low (a TOML value comes here as its text too)."""
-    try:
-        v = kind(text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-    if not (v >= low) or v in (float("inf"), float("-inf")):   # also refuses NaN
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-    return v
-
-
-def positive_int(text: str) -> int:
-    return _number(text, int, 1, "a positive whole number")
-
-
-def positive_seconds(text: str) -> float:
-    return _number(text, float, 1e-9, "a positive number of seconds")
-
-
-def status_seconds(text: str) -> float:
-    return _number(text, float, 0.1, "a number of seconds of at least 0.1")
+positive_int = flag_number(int, 1)   # -t, --hw-error-limit
+positive_seconds = flag_number(low=0, above=True)  # --time-limit
+status_seconds = flag_number(low=0.1)
+positive_float = flag_number(low=0, above=True)
 
 
 def version_mask(text: str) -> int:
@@ -54,16 +37,6 @@ def version_mask(text: str) -> int:
         raise argparse.ArgumentTypeError(f"version mask must be hex like 1fffe000, got {text!r}") from None
     if not 0 <= v <= 0xFFFFFFFF:
         raise argparse.ArgumentTypeError("version mask must fit in 32 bits")
-    return v
-
-
-def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError("must be a positive number")
     return v
 
 

@@ -466,16 +466,17 @@ def _pool_row(p: PoolSnapshot) -> dict[str, Any]:
 
 def encode(obj: dict[str, Any]) -> bytes:
     # allow_nan=False: a NaN or inf from a broken sensor must not produce JSON that clients cannot parse.
-    return json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False).encode() + b"\0"
+    return json.dumps(finite_json(obj), separators=(",", ":"), allow_nan=False).encode() + b"\0"
 
 
-def _finite(v: Any) -> Any:
+def finite_json(v: Any) -> Any:
+    """NaN and infinities (a broken sensor) become null: JSON clients cannot parse them."""
     if isinstance(v, float):
         return v if v == v and v not in (float("inf"), float("-inf")) else None
     if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
+        return {k: finite_json(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
+        return [finite_json(x) for x in v]
     return v
 
 

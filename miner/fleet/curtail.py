@@ -28,6 +28,7 @@ from typing import Callable
 from miner.fleet import profit
 from miner.errors import ConfigError, MinerError, ProtocolError
 from miner.engine.stats import MinerControl
+from miner.units import flag_number
 
 log = logging.getLogger(__name__)
 
@@ -399,18 +400,6 @@ class FeedValue(Source):
 
 
 # -- flags ----------------------------------------------------------------------
-def _float(name: str, lo: float = 0.0):
-    def conv(s: str) -> float:
-        try:
-            v = float(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: {s!r} is not a number") from None
-        if not math.isfinite(v) or v < lo:
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= {lo:g}, got {s!r}")
-        return v
-    return conv
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("curtailment")
     g.add_argument("--pause-window", dest="pause_window", action="append", metavar="HH:MM-HH:MM",
@@ -421,27 +410,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="http(s) URL returning the current energy price per kWh")
     g.add_argument("--price-field", dest="price_field", metavar="PATH",
                    help="dotted JSON path of the price in the command/URL output (default: first number)")
-    g.add_argument("--price-interval", dest="price_interval", type=_float("--price-interval", 1.0),
+    g.add_argument("--price-interval", dest="price_interval", type=flag_number(low=1.0),
                    default=300.0, metavar="S", help="seconds between price polls (default 300)")
-    g.add_argument("--max-energy-price", dest="max_energy_price", type=_float("--max-energy-price", -1e9),
+    g.add_argument("--max-energy-price", dest="max_energy_price", type=flag_number(low=-1e9),
                    metavar="P", help="pause while the energy price is above P")
     g.add_argument("--resume-energy-price", dest="resume_energy_price",
-                   type=_float("--resume-energy-price", -1e9), metavar="P",
+                   type=flag_number(low=-1e9), metavar="P",
                    help="resume when the price falls to P or below (default: --max-energy-price)")
-    g.add_argument("--energy-cost", dest="energy_cost", type=_float("--energy-cost"), metavar="P",
+    g.add_argument("--energy-cost", dest="energy_cost", type=flag_number(low=0), metavar="P",
                    help="energy price per kWh when no price feed is configured")
-    g.add_argument("--btc-price", dest="btc_price", type=_float("--btc-price"), metavar="P",
+    g.add_argument("--btc-price", dest="btc_price", type=flag_number(low=0), metavar="P",
                    help="BTC price in the energy price's currency")
     g.add_argument("--btc-price-command", dest="btc_price_command", metavar="CMD",
                    help="shell command printing the BTC price (polled every --price-interval)")
-    g.add_argument("--fee-estimate", dest="fee_estimate", type=_float("--fee-estimate"), default=0.0,
+    g.add_argument("--fee-estimate", dest="fee_estimate", type=flag_number(low=0), default=0.0,
                    metavar="BTC", help="expected transaction fees per block in BTC (default 0)")
-    g.add_argument("--network-difficulty", dest="network_difficulty", type=_float("--network-difficulty"),
+    g.add_argument("--network-difficulty", dest="network_difficulty", type=flag_number(low=0),
                    metavar="D", help="network difficulty for the profit check when no job has given one")
     g.add_argument("--profit-pause", dest="profit_pause", action="store_true",
                    help="pause while expected revenue is below the energy cost")
     g.add_argument("--profit-resume-margin", dest="profit_resume_margin",
-                   type=_float("--profit-resume-margin"), default=0.05, metavar="F",
+                   type=flag_number(low=0), default=0.05, metavar="F",
                    help="resume when revenue >= cost * (1 + F) (default 0.05)")
 
 

@@ -48,9 +48,10 @@ from typing import Any, Callable
 from miner.errors import ConfigError, MinerError
 from miner.engine.stats import MinerControl, MinerSnapshot
 from miner.fleet import hass
-from miner.fleet.api import _finite
+from miner.fleet.api import finite_json
 from miner.fleet.curtail import Curtailer
 from miner.fleet.power import efficiency_hashrate, joules_per_terahash
+from miner.units import flag_number
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +136,6 @@ def _topic(flag: str, allow_empty: bool = False):
     return conv
 
 
-def _interval(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--mqtt-interval: {s!r} is not a number of seconds") from None
-    if not math.isfinite(v) or v < MIN_INTERVAL_S:
-        raise argparse.ArgumentTypeError(f"--mqtt-interval must be at least {MIN_INTERVAL_S:g} s, got {s!r}")
-    return v
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("MQTT telemetry and control (needs miner[mqtt])")
     g.add_argument("--mqtt-url", dest="mqtt_url", metavar="URL",
@@ -157,7 +148,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="this miner's name in topics (default: the host name)")
     g.add_argument("--mqtt-prefix", dest="mqtt_prefix", type=_topic("--mqtt-prefix"), default=DEFAULT_PREFIX,
                    metavar="ROOT", help=f"topic root (default {DEFAULT_PREFIX}: topics are {DEFAULT_PREFIX}/ID/...)")
-    g.add_argument("--mqtt-interval", dest="mqtt_interval", type=_interval, default=DEFAULT_INTERVAL_S,
+    g.add_argument("--mqtt-interval", dest="mqtt_interval", type=flag_number(low=MIN_INTERVAL_S),
+                   default=DEFAULT_INTERVAL_S,
                    metavar="S", help=f"seconds between telemetry messages (default {DEFAULT_INTERVAL_S:g}; "
                                      "state changes are sent at once)")
     g.add_argument("--mqtt-fleet-topic", dest="mqtt_fleet_topic", type=_topic("--mqtt-fleet-topic", True),
@@ -215,7 +207,7 @@ def device_payload(d, s: MinerSnapshot) -> dict[str, Any]:
 
 def encode(obj: Any) -> bytes:
     # NaN/inf from a broken sensor become null: every subscriber must be able to parse the JSON.
-    return json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False).encode()
+    return json.dumps(finite_json(obj), separators=(",", ":"), allow_nan=False).encode()
 
 
 def parse_switch(payload: bytes) -> bool | None:

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 
 from miner.errors import ConfigError
-from miner.units import human, parse_si
+from miner.units import flag_number, human, parse_si
 
 log = logging.getLogger(__name__)
 
@@ -98,43 +98,25 @@ class Economics:
         return self.revenue_per_day / kwh if kwh > 0 else None
 
 
-def _positive(name: str):
-    def conv(s: str) -> float:
-        try:
-            v = float(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: {s!r} is not a number") from None
-        if not math.isfinite(v) or v < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {s!r}")
-        return v
-    return conv
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `miner profit`."""
     parser.add_argument("--hashrate", required=True, help="hashrate with SI suffix, e.g. 1.2T or 480M")
-    parser.add_argument("--watts", required=True, type=_positive("--watts"), help="power draw in watts")
-    parser.add_argument("--price", required=True, type=_positive("--price"), help="BTC price in your currency")
-    parser.add_argument("--energy-cost", dest="energy_cost", required=True, type=_positive("--energy-cost"),
+    parser.add_argument("--watts", required=True, type=flag_number(low=0), help="power draw in watts")
+    parser.add_argument("--price", required=True, type=flag_number(low=0), help="BTC price in your currency")
+    parser.add_argument("--energy-cost", dest="energy_cost", required=True, type=flag_number(low=0),
                         help="energy price per kWh, same currency as --price")
-    parser.add_argument("--difficulty", type=_positive("--difficulty"), default=None,
+    parser.add_argument("--difficulty", type=flag_number(low=0), default=None,
                         help=f"network difficulty (default {DEFAULT_DIFFICULTY:.3g})")
-    parser.add_argument("--fee", type=_positive("--fee"), default=0.0,
+    parser.add_argument("--fee", type=flag_number(low=0), default=0.0,
                         help="expected transaction fees per block in BTC (default 0)")
-    parser.add_argument("--subsidy", type=_positive("--subsidy"), default=SUBSIDY_BTC,
+    parser.add_argument("--subsidy", type=flag_number(low=0), default=SUBSIDY_BTC,
                         help=f"block subsidy in BTC (default {SUBSIDY_BTC})")
-    parser.add_argument("--pool-fee", dest="pool_fee", type=_percent, default=0.0, metavar="PCT",
+    parser.add_argument("--pool-fee", dest="pool_fee", type=flag_number(low=0, high=99.99), default=0.0,
+                        metavar="PCT",
                         help="the pool's fee in percent, taken from the BTC earned (default 0)")
     parser.add_argument("--currency", default=DEFAULT_CURRENCY, metavar="CODE",
                         help=f"the currency of --price and --energy-cost, shown with every amount "
                              f"(a label; nothing is converted; default {DEFAULT_CURRENCY})")
-
-
-def _percent(s: str) -> float:
-    v = _positive("--pool-fee")(s)
-    if v >= 100:
-        raise argparse.ArgumentTypeError(f"--pool-fee is a percentage below 100, got {s!r}")
-    return v
 
 
 def report(e: Economics, difficulty_source: str, currency: str = DEFAULT_CURRENCY) -> str:

@@ -39,11 +39,12 @@ from importlib import resources
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import miner
 from miner.errors import ConfigError, MinerError
 from miner.engine.stats import HISTORY_INTERVAL_S, DeviceSnapshot, MinerControl, MinerSnapshot, PoolSnapshot
 from miner.fleet.curtail import Curtailer
 from miner.fleet.power import efficiency_hashrate, joules_per_terahash
+from miner.units import port_number
+from miner.fleet.api import finite_json
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +68,9 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
-def _port(s: str) -> int:
-    try:
-        p = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a port number") from None
-    if not 0 <= p <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {p}")
-    return p
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("web dashboard and REST API (needs miner[web])")
-    g.add_argument("--web-port", dest="web_port", type=_port, default=None, metavar="PORT",
+    g.add_argument("--web-port", dest="web_port", type=port_number, default=None, metavar="PORT",
                    help="serve the dashboard and REST API on this port")
     g.add_argument("--web-bind", dest="web_bind", default="127.0.0.1", metavar="ADDR",
                    help="dashboard address (default 127.0.0.1; any other needs --web-token)")
@@ -209,19 +200,9 @@ def axeos_info(snap: MinerSnapshot) -> dict[str, Any]:
     return out
 
 
-def _finite(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if v == v and v not in (float("inf"), float("-inf")) else None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    return v
-
-
 def dumps(obj: Any) -> str:
     # A NaN from a broken sensor must not make JSON that browsers cannot parse.
-    return json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False)
+    return json.dumps(finite_json(obj), separators=(",", ":"), allow_nan=False)
 
 
 # -- the server ---------------------------------------------------------------------

@@ -15,20 +15,11 @@ import threading
 from miner.fleet import curtail, mqtt, power, web
 from miner.errors import ConfigError, MinerError
 from miner.engine.stats import MinerControl
+from miner.units import port_number
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_PORT = 4028
-
-
-def _port(s: str) -> int:
-    try:
-        p = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a port number") from None
-    if not 0 <= p <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {p}")
-    return p
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,14 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("monitoring API (cgminer-compatible)")
     g.add_argument("--api-listen", dest="api_listen", action="store_true",
                    help=f"serve the cgminer-compatible API (default 127.0.0.1:{DEFAULT_API_PORT})")
-    g.add_argument("--api-port", dest="api_port", type=_port, default=None, metavar="PORT",
+    g.add_argument("--api-port", dest="api_port", type=port_number, default=None, metavar="PORT",
                    help=f"API port (default {DEFAULT_API_PORT}; implies --api-listen)")
     g.add_argument("--api-bind", dest="api_bind", default=None, metavar="ADDR",
                    help="API address (default 127.0.0.1; implies --api-listen)")
     g.add_argument("--api-allow", dest="api_allow", action="append", metavar="[W:]CIDR[,...]",
                    help="clients allowed: W:CIDR may run privileged commands, CIDR may read; repeatable")
     m = parser.add_argument_group("Prometheus")
-    m.add_argument("--metrics-port", dest="metrics_port", type=_port, default=None, metavar="PORT",
+    m.add_argument("--metrics-port", dest="metrics_port", type=port_number, default=None, metavar="PORT",
                    help="serve Prometheus /metrics on this port")
     m.add_argument("--metrics-bind", dest="metrics_bind", default="127.0.0.1", metavar="ADDR",
                    help="metrics address (default 127.0.0.1)")
