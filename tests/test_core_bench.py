@@ -27,8 +27,16 @@ def test_json_has_every_usable_implementation_at_each_thread_count(capsys):
     plain = {(i, n, 1) for i in core.implementations() for n in (1, 2)}
     # Code that can hash 8 header versions per nonce gets those cells too.
     rolled = {(i, n, 8) for i in core.implementations() if core.max_versions(i) >= 8 for n in (1, 2)}
-    assert cells == plain | rolled
+    # The adaptive choice (what the CPU device runs) where there is a choice, with the code of each thread.
+    fast = [i for i in core.implementations() if i != "portable"]
+    auto = {("auto", n, v) for n in (1, 2) for v in (1, 8)} if len(fast) > 1 else set()
+    assert cells == plain | rolled | auto
     assert all(r["hashes_per_s"] > 0 and len(r["runs"]) == 1 for r in doc["results"])
+    for r in doc["results"]:
+        if r["impl"] == "auto":
+            assert len(r["thread_codes"]) == r["threads"] and set(r["thread_codes"]) <= set(fast)
+        else:
+            assert r["thread_codes"] == []
     # Not a tty under pytest: plain progress lines on stderr, one per measurement.
     assert out.err.count("bench: ") == len(cells)
 
