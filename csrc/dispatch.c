@@ -89,7 +89,7 @@ static const miner_impl IMPLS[] = {
 #if defined(MINER_X86)
     {"shani(4-lane)", miner_scan_shani4, cpu_shani, miner_scan_shani4_versions},
     {"shani(3-lane)", miner_scan_shani3, cpu_shani, miner_scan_shani3_versions},
-    {"shani(2-lane)", miner_scan_shani2, cpu_shani, miner_scan_shani2_versions},
+    {"shani(2-lane)", miner_scan_shani2, cpu_shani},
     {"shani(1-lane)", miner_scan_shani1, cpu_shani},
     {"avx2(8-way)", miner_scan_avx2, cpu_avx2, miner_scan_avx2_versions},
     {"avx512(16-way)", miner_scan_avx512, cpu_avx512, miner_scan_avx512_versions},

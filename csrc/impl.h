@@ -106,8 +106,6 @@ int miner_scan_shani3(const miner_work *w, uint32_t start, uint64_t count,
 int miner_scan_shani4(const miner_work *w, uint32_t start, uint64_t count,
                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 /* Several versions per nonce (miner_scan_versions_fn), sharing the first hash's schedule. */
-int miner_scan_shani2_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
-                               uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_shani3_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
                                uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_shani4_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
