@@ -39,8 +39,8 @@ def proc_cpu(pid: int) -> float:
 
 
 def bench_rate(threads: int, seconds: float) -> float:
-    res = subprocess.run([MINER, "bench", "--threads", str(threads), "--duration", str(seconds), "--versions", "1",
-                          "--json"], capture_output=True, text=True, timeout=seconds * 40 + 120, cwd="/")
+    res = subprocess.run([MINER, "bench", "--impl", "auto", "--threads", str(threads), "--duration", str(seconds),
+                          "--versions", "1", "--json"], capture_output=True, text=True, timeout=seconds * 40 + 120, cwd="/")
     doc = json.loads(res.stdout)
     (auto,) = [r for r in doc["results"] if r["impl"] == "auto" and r["threads"] == threads]
     return auto["hashes_per_s"]

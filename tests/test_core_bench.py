@@ -83,3 +83,12 @@ def test_versions_one_leaves_the_rolled_rows_out(capsys):
 
 def test_perf_probe_answers_without_raising():
     assert bench.perf_cycles_supported() in (True, False)
+
+
+def test_impl_auto_runs_only_the_adaptive_row(capsys):
+    fast = [i for i in core.implementations() if i != "portable"]
+    rc = bench.run(parse("--duration", "0.05", "--impl", "auto", "--threads", "2", "--versions", "1", "--json"))
+    assert rc == 0
+    (row,) = json.loads(capsys.readouterr().out)["results"]
+    assert row["impl"] == "auto" and row["threads"] == 2 and row["hashes_per_s"] > 0
+    assert len(row["thread_codes"]) == 2 and set(row["thread_codes"]) <= set(fast or ["portable"])

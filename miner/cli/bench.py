@@ -76,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=3.0,
                         help="seconds per measurement (default 3)")
     parser.add_argument("--impl", action="append", default=None, metavar="NAME",
-                        help="only this implementation (short or full name; repeatable); default: all usable")
+                        help="only this implementation (short or full name, or 'auto' for the adaptive choice; "
+                             "repeatable); default: all usable")
     parser.add_argument("--threads", type=int, action="append", default=None, metavar="N",
                         help="thread count (repeatable); default: 1 and all cores")
     parser.add_argument("--repeat", type=int, default=1,
@@ -256,7 +257,9 @@ def run(args: argparse.Namespace) -> int:
         log.error("--threads must be at least 1, got %s", threads[0])
         return 2
     try:
-        impls = _resolve_impls(args.impl)
+        want_auto = bool(args.impl) and AUTO in args.impl  # --impl auto: the adaptive row only
+        impls = [] if want_auto and set(args.impl) == {AUTO} else _resolve_impls(
+            [i for i in args.impl if i != AUTO] if args.impl else None)
         default = core.selected()
     except CoreError as exc:
         log.error("%s", exc)
@@ -272,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     cycles_ok = perf_cycles_supported()
     cells: list[Cell] = []
     try:
-        if args.auto and not args.impl and len([n for n in impls if n != "portable"]) > 1:
+        if want_auto or (args.auto and not args.impl and len([n for n in impls if n != "portable"]) > 1):
             for versions in (1, args.versions) if args.versions > 1 else (1,):
                 for n in threads:
                     cell = Cell(AUTO, n, versions=versions)
