@@ -26,8 +26,8 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 EXPLORE_EVERY = 30.0   # seconds of mining between trial rounds
-TRIAL_ROUNDS = 3       # passes over the candidates per trial round, interleaved
-SLICE_SECONDS = 0.03   # length of one trial slice
+TRIAL_ROUNDS = 5       # passes over the candidates per trial round, interleaved
+SLICE_SECONDS = 0.04   # length of one trial slice
 MARGIN = 0.03          # a candidate must be this much faster to take over
 PRUNE_BELOW = 0.6      # candidates this far behind the best are retried only every PRUNE_EVERY rounds
 PRUNE_EVERY = 5
