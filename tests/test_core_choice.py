@@ -156,6 +156,7 @@ def test_switching_code_mid_work_neither_loses_nor_repeats_a_nonce(monkeypatch, 
         return hits, nxt
     monkeypatch.setattr(cpu_backend.core, "scan_abortable", recording)
     monkeypatch.setattr(cpu_backend.CodeChooser, "slice_nonces", staticmethod(lambda rate: 3001))
+    monkeypatch.setattr(cpu_backend, "MIN_CHUNK", 3001)  # trial slices before the first rate is known
     job = make_job(difficulty=1 / 2 ** 24)  # about one hit in 256 nonces
     start, count = 1_000_003, 200_000
     ctx = Ctx(job, start, count, chunk=50_000)
@@ -202,7 +203,7 @@ def test_versions_follow_the_code_in_use(monkeypatch):
 
 @needs_two
 def test_a_candidate_failing_its_known_answer_is_never_used(monkeypatch, caplog):
-    bad = FAST[1]
+    bad = next(n for n in FAST if n != core.selected())  # the start-up code failing is fatal (tested below)
     real = core.scan
 
     def scan(header, start, count, target, *, impl=None):
@@ -242,3 +243,16 @@ def test_startup_trial_names_every_candidate_and_picks_a_usable_one(caplog, monk
     assert name in FAST
     (line,) = [r.getMessage() for r in caplog.records if "selected" in r.getMessage()]
     assert all(n in line for n in FAST) and "median" in line
+
+
+@needs_two
+def test_the_start_up_code_failing_its_known_answer_stops_the_device(monkeypatch):
+    from miner.errors import DeviceError
+    start = core.selected()
+    real = core.scan
+    monkeypatch.setattr(cpu_backend.core, "scan",
+                        lambda h, s, c, t, *, impl=None: [] if impl == start else real(h, s, c, t, impl=impl))
+    dev = CPUDevice("cpu0")
+    dev.open()
+    with pytest.raises(DeviceError, match="genesis-block known answer"):
+        dev.selftest()
