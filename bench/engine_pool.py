@@ -8,7 +8,9 @@ Each round runs, back to back:
   B  `miner -o <pool> -t N --time-limit S --json`; the pool-side rate is the sum of the difficulty of
      the shares the pool itself accepted, times 2^32, over the time from the miner's first job to its
      last accepted share.
-and prints per round: both rates, their ratio, the miner's own hashrate report, and the CPU time
+and prints per round: both rates, their ratio (also per CPU second of each process, x threads: on a
+shared host the wall rates mostly measure what other work left), the miner's own hashrate report
+and the pool-side rate over it, and the CPU time
 of the pool process and of the miner process as shares of the machine (so the pool's cost on the
 same cores is visible). Medians over rounds at the end. Needs node and `npm ci --prefix tests/pool`.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,12 +41,20 @@ def proc_cpu(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / TICK
 
 
-def bench_rate(threads: int, seconds: float) -> float:
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def bench_rate(threads: int, seconds: float) -> tuple[float, float]:
+    """(rate, rate per CPU second x threads) of `miner bench`'s auto row."""
+    c0 = _children_cpu()
     res = subprocess.run([MINER, "bench", "--impl", "auto", "--threads", str(threads), "--duration", str(seconds),
                           "--versions", "1", "--json"], capture_output=True, text=True, timeout=seconds * 40 + 120, cwd="/")
     doc = json.loads(res.stdout)
     (auto,) = [r for r in doc["results"] if r["impl"] == "auto" and r["threads"] == threads]
-    return auto["hashes_per_s"]
+    cpu = _children_cpu() - c0
+    return auto["hashes_per_s"], auto["hashes_per_s"] * seconds * threads / max(cpu, 1e-9)
 
 
 def pool_round(threads: int, seconds: float, difficulty: float) -> dict:
@@ -101,18 +112,27 @@ def main() -> int:
     a = ap.parse_args()
     rows = []
     for r in range(a.rounds):
-        bench = bench_rate(a.threads, a.seconds / 3)
+        bench, bench_cpu = bench_rate(a.threads, a.seconds / 3)
         got = pool_round(a.threads, a.seconds, a.difficulty)
         got["bench"] = bench
         got["ratio"] = got["pool_rate"] / bench
+        # Per CPU second of the process (x threads): on a shared host the wall rates mostly
+        # measure the CPU time other work left over.
+        got["bench_cpu"] = bench_cpu
+        got["pool_rate_cpu"] = got["pool_rate"] * a.threads / max(got["miner_cpu"], 1e-9)
+        got["ratio_cpu"] = got["pool_rate_cpu"] / bench_cpu
+        got["pool_over_own"] = got["pool_rate"] / got["miner_rate"] if got["miner_rate"] else 0.0
         rows.append(got)
         print(f"round {r + 1}: bench {bench / 1e6:.2f} MH/s  pool-side {got['pool_rate'] / 1e6:.2f} MH/s "
               f"({got['shares']} shares, {got['invalid']} invalid)  ratio {got['ratio']:.3f}  "
               f"miner's own report {got['miner_rate'] / 1e6:.2f} MH/s  "
-              f"CPU: pool {100 * got['pool_cpu']:.1f}%, miner {100 * got['miner_cpu']:.1f}% of one core",
+              f"CPU: pool {100 * got['pool_cpu']:.1f}%, miner {100 * got['miner_cpu']:.1f}% of one core; "
+              f"per CPU second: bench {bench_cpu / 1e6:.2f}, pool-side {got['pool_rate_cpu'] / 1e6:.2f} MH/s, "
+              f"ratio {got['ratio_cpu']:.3f}; pool-side / miner's own {got['pool_over_own']:.3f}",
               flush=True)
     med = {k: statistics.median(r[k] for r in rows) for k in ("bench", "pool_rate", "ratio", "miner_rate",
-                                                            "pool_cpu", "miner_cpu")}
+                                                            "pool_cpu", "miner_cpu", "bench_cpu",
+                                                            "pool_rate_cpu", "ratio_cpu", "pool_over_own")}
     print(json.dumps({"threads": a.threads, "seconds": a.seconds, "difficulty": a.difficulty, **med,
                       "ratios": [r["ratio"] for r in rows]}, indent=1))
     return 0
