@@ -43,6 +43,9 @@ def test_switches_to_the_faster_candidate_and_back():
     assert ch.next_impl() == "a"  # no trial before its time
     clock.t = 10.0
     rates = {"a": 100.0, "b": 150.0, "c": 90.0}
+    # A round that finds a faster code is repeated at once; the switch needs both.
+    assert run_trial(ch, rates.get) is None and ch.current == "a"
+    assert ch.next_impl() and ch.exploring  # the confirming round starts without waiting
     sw = run_trial(ch, rates.get)
     assert ch.current == "b" and (sw.old, sw.new) == ("a", "b")
     assert sw.rates == {"a": 100.0, "b": 150.0, "c": 90.0}
@@ -51,8 +54,19 @@ def test_switches_to_the_faster_candidate_and_back():
     # The host changes: a is now faster by a clear margin, so the next trial goes back.
     clock.t = 30.0
     rates.update(a=200.0)
+    assert run_trial(ch, rates.get) is None
     sw = run_trial(ch, rates.get)
     assert ch.current == "a" and (sw.old, sw.new) == ("b", "a")
+
+
+def test_an_unconfirmed_winner_does_not_switch():
+    clock = FakeClock()
+    ch = CodeChooser(["a", "b"], "a", explore_every=10.0, clock=clock)
+    clock.t = 10.0
+    assert run_trial(ch, {"a": 100.0, "b": 150.0}.get) is None  # b wins once...
+    assert run_trial(ch, {"a": 100.0, "b": 99.0}.get) is None   # ...and not in the confirming round
+    assert ch.current == "a" and not ch.exploring
+    assert ch.next_impl() == "a"  # back to the normal interval
 
 
 def test_no_switch_inside_the_margin_and_medians_decide():
@@ -141,7 +155,8 @@ class Scripted(CodeChooser):
     """A chooser whose measured rates are replaced by a script that flips the winner every trial."""
 
     def record(self, impl, hashes, seconds):
-        fast = self.candidates[self._trials % 2]
+        # Trials 1-2: the second candidate is faster (found, confirmed), 3-4: the first, ...
+        fast = self.candidates[((self._trials + 1) // 2) % 2]
         return super().record(impl, 120 if impl == fast else 100, 1.0)
 
 
@@ -176,9 +191,9 @@ def test_switching_code_mid_work_neither_loses_nor_repeats_a_nonce(monkeypatch, 
     assert [n for n, _ in ctx.submitted] == ref_hits(ctx.header, start, count, job.share_target)
     switches = [r for r in caplog.records if "core " in r.getMessage() and "->" in r.getMessage()]
     assert switches and all(r.levelno == logging.INFO for r in switches)
-    # Each switch is logged once: every completed trial round flipped the winner.
+    # Each switch is logged once: every second completed round (the confirming one) flipped the code.
     completed = dev.chooser._trials - (1 if dev.chooser.exploring else 0)
-    assert completed >= 2 and len(switches) == completed
+    assert completed >= 4 and len(switches) == completed // 2
 
 
 @needs_two
@@ -220,7 +235,7 @@ def test_a_candidate_failing_its_known_answer_is_never_used(monkeypatch, caplog)
         clock = FakeClock()
         dev.chooser.clock = clock
         dev.chooser.explore_every = 0.0
-        for _ in range(3):
+        for _ in range(6):
             clock.t += 10
             run_trial(dev.chooser, lambda impl: 1000.0 if impl == bad else 100.0)
             assert dev.chooser.current != bad

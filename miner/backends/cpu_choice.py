@@ -7,7 +7,9 @@ out-of-order window). So a CPU thread does not trust the start-up trial for
 ever: every ``explore_every`` seconds of mining it runs a short trial round on
 slices of its real work, each candidate in turn, several times, interleaved, and
 switches when another candidate's median rate beats the current one's by more
-than ``margin``. A trial slice is real mining (its nonces are submitted like any
+than ``margin`` in two trial rounds in a row (a round that finds a faster
+candidate is repeated at once to confirm it: on a shared core one 200 ms round
+can be unlucky). A trial slice is real mining (its nonces are submitted like any
 other), so a trial costs only the difference in speed for a fraction of a
 second.
 
@@ -54,6 +56,7 @@ class CodeChooser:
     _next_trial: float | None = None
     _trials: int = 0
     _pruned: set[str] = field(default_factory=set)
+    _pending: str | None = None  # the winner of the last round, waiting for a confirming round
     last_rates: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,11 +106,17 @@ class CodeChooser:
             return None
         best = max(rates, key=rates.get)
         self._pruned = {c for c, r in rates.items() if r < PRUNE_BELOW * rates[best]}
-        if best != self.current and rates[best] > rates[self.current] * (1 + self.margin):
-            switch = Switch(self.current, best, rates)
-            self.current = best
-            return switch
-        return None
+        if best == self.current or rates[best] <= rates[self.current] * (1 + self.margin):
+            self._pending = None
+            return None
+        if self._pending != best:
+            self._pending = best       # repeat the round at once to confirm
+            self._next_trial = self.clock()
+            return None
+        self._pending = None
+        switch = Switch(self.current, best, rates)
+        self.current = best
+        return switch
 
     @staticmethod
     def slice_nonces(nonce_rate: float) -> int:
