@@ -271,3 +271,13 @@ def test_the_start_up_code_failing_its_known_answer_stops_the_device(monkeypatch
     dev.open()
     with pytest.raises(DeviceError, match="genesis-block known answer"):
         dev.selftest()
+
+
+@needs_two
+def test_miner_core_in_the_environment_disables_adaptation(monkeypatch):
+    monkeypatch.setenv("MINER_CORE", FAST[-1])
+    monkeypatch.setattr(core, "_selected", None)
+    dev = CPUDevice("cpu0")
+    dev.open()
+    dev.selftest()
+    assert dev.chooser is None and dev.code == FAST[-1]

@@ -1,6 +1,6 @@
 """CPU backend: one device per thread, each scanning with the C core (GIL released).
 
-Unless the user forces a core implementation (--core), each thread starts on
+Unless the user forces a core implementation (--core or MINER_CORE), each thread starts on
 the start-up choice (miner.core.selected()) and keeps re-measuring the other
 self-tested implementations on slices of its real work (miner.backends.cpu_choice),
 switching when one is clearly faster under the load the host has now.
@@ -8,6 +8,7 @@ switching when one is clearly faster under the load the host has now.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, ClassVar
 
@@ -44,6 +45,8 @@ class CPUDevice(Device):
         return self.chooser.current if self.chooser is not None else self._impl_name
 
     def open(self) -> None:
+        if os.environ.get("MINER_CORE", "").strip():
+            self.adaptive = False  # the user forced the code through the environment
         try:
             self._impl_name = core.resolve(self.impl) if self.impl else core.selected()
             names = [self._impl_name]
