@@ -281,3 +281,12 @@ def test_miner_core_in_the_environment_disables_adaptation(monkeypatch):
     dev.open()
     dev.selftest()
     assert dev.chooser is None and dev.code == FAST[-1]
+
+
+@needs_two
+def test_codes_far_behind_in_the_start_up_trial_are_not_candidates(monkeypatch):
+    slow = next(n for n in FAST if n != core.selected())
+    monkeypatch.setattr(core, "_trial_medians", {n: (10.0 if n == slow else 100.0) for n in FAST})
+    dev = CPUDevice("cpu0")
+    dev.open()
+    assert slow not in dev._candidates and core.selected() in dev._candidates

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # or a hashrate update is picked up.
 CHUNK_SECONDS = 0.25
 MIN_CHUNK, MAX_CHUNK = 1 << 14, 1 << 26
+START_TRIAL_KEEP = 0.7  # re-measured while mining: codes at least this fast in the start-up trial
 
 
 class CPUDevice(Device):
@@ -51,7 +52,11 @@ class CPUDevice(Device):
             self._impl_name = core.resolve(self.impl) if self.impl else core.selected()
             names = [self._impl_name]
             if self.adaptive:
-                names += [n for n in core.implementations() if n != self._impl_name and n != "portable"]
+                # Codes far behind in the start-up trial (AVX2 next to SHA-NI) are not worth a trial slice.
+                rates = core.trial_rates()
+                top = max(rates.values(), default=0.0)
+                names += [n for n in core.implementations() if n != self._impl_name and n != "portable"
+                          and rates.get(n, top) >= START_TRIAL_KEEP * top]
             self._max_versions = {n: core.max_versions(n) for n in names}
         except CoreError as exc:
             raise DeviceError(str(exc)) from exc

@@ -44,6 +44,7 @@ _fastest: int | None = None  # the automatic choice, measured once per process
 _TRIAL_NONCES = 1 << 18
 _TRIAL_ROUNDS = 7
 _TRIAL_PRUNE = 0.7
+_trial_medians: dict[str, float] = {}
 log = logging.getLogger(__name__)
 
 
@@ -142,10 +143,17 @@ def _measure_fastest() -> int:
             top = max(statistics.median(rates[i]) for i in live)
             live = [i for i in live if statistics.median(rates[i]) >= _TRIAL_PRUNE * top]
     med = {i: statistics.median(rates[i]) for i in cands}
+    _trial_medians.clear()
+    _trial_medians.update({names[i]: med[i] for i in cands})
     win = max(live, key=lambda i: (med[i], -_preference(i, names)))
     log.info("core: %s selected (median of an interleaved trial: %s)", names[win],
              ", ".join(f"{names[i]} {med[i] / 1e6:.1f} MH/s" for i in cands))
     return win
+
+
+def trial_rates() -> dict[str, float]:
+    """Median nonces per CPU second of each candidate in the start-up trial ({} when none ran)."""
+    return dict(_trial_medians)
 
 
 def resolve(name: str) -> str:
