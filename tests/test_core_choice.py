@@ -290,18 +290,3 @@ def test_codes_far_behind_in_the_start_up_trial_are_not_candidates(monkeypatch):
     dev = CPUDevice("cpu0")
     dev.open()
     assert slow not in dev._candidates and core.selected() in dev._candidates
-
-
-@needs_two
-def test_start_up_trial_with_every_mining_thread(caplog, monkeypatch):
-    monkeypatch.delenv("MINER_CORE", raising=False)
-    monkeypatch.setattr(core, "_fastest", None)
-    with caplog.at_level(logging.INFO, logger="miner.core"):
-        name = core.choose_for_threads(2)
-    assert name in FAST and core.selected() == name
-    (line,) = [r.getMessage() for r in caplog.records if "selected" in r.getMessage()]
-    assert "with 2 threads" in line and all(n in line for n in FAST)
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="miner.core"):
-        assert core.choose_for_threads(2) == name  # measured once per thread count
-    assert not [r for r in caplog.records if "selected" in r.getMessage()]

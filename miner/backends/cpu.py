@@ -188,7 +188,5 @@ class CPUBackend(Backend):
                 core.select(impl)
             except CoreError as exc:
                 raise ConfigError(str(exc)) from exc
-        else:
-            core.choose_for_threads(threads)  # the start-up trial under the load mining will put on the CPU
         adaptive = options.get("adaptive_core", True)
         return [CPUDevice(f"cpu{i}", impl, adaptive=adaptive) for i in range(threads)]

@@ -41,7 +41,6 @@ _OUT_CAP = 256
 _lock = threading.Lock()
 _selected: int | None = None
 _fastest: int | None = None  # the automatic choice, measured once per process
-_fastest_threads = 1         # how many threads hashed at once in that measurement
 _TRIAL_NONCES = 1 << 18
 _TRIAL_ROUNDS = 7
 _TRIAL_PRUNE = 0.7
@@ -108,7 +107,7 @@ def _index_of(name: str) -> int:
     return min(usable, key=lambda i: _preference(i, names))
 
 
-def _measure_fastest(threads: int = 1) -> int:
+def _measure_fastest() -> int:
     """Index of the fastest usable implementation in an interleaved trial.
 
     Which code wins depends on the microarchitecture (SHA-NI throughput versus
@@ -119,11 +118,8 @@ def _measure_fastest(threads: int = 1) -> int:
     time (time.thread_time, so being descheduled does not count); after two
     rounds candidates slower than _TRIAL_PRUNE of the best drop out; the
     median over _TRIAL_ROUNDS rounds decides. About 0.2 s with SHA-NI here.
-    Portable C is a candidate only when nothing else is usable. With threads > 1
-    every slot runs that many threads at once (each on its own nonces, each
-    timing itself), as mining will: on a core shared with a busy neighbour the
-    ranking differs from one quiet thread's. The CPU device keeps re-measuring
-    while it mines (miner.backends.cpu_choice).
+    Portable C is a candidate only when nothing else is usable. The CPU device
+    keeps re-measuring while it mines (miner.backends.cpu_choice).
     """
     lib = _need_lib()
     names = _all_names()
@@ -132,30 +128,17 @@ def _measure_fastest(threads: int = 1) -> int:
         return cands[0]
     header = bytes(range(80))
     target = (0xFFFF << 208).to_bytes(32, "little")
+    out = _ffi.new("uint32_t[4]")
+    nxt = _ffi.new("uint64_t *")
     rates: dict[int, list[float]] = {i: [] for i in cands}
     live = list(cands)
-
-    def one(i: int, start: int, into: list[float]) -> None:
-        out = _ffi.new("uint32_t[4]")
-        nxt = _ffi.new("uint64_t *")
-        t0 = time.thread_time()
-        lib.miner_scan(i, header, start, _TRIAL_NONCES, target, out, 4, nxt, _ffi.NULL)
-        into.append(_TRIAL_NONCES / max(time.thread_time() - t0, 1e-9))
-
     for r in range(_TRIAL_ROUNDS):
         for k in range(len(live)):
             i = live[(k + r) % len(live)]
-            start = (r * len(cands) + k) * _TRIAL_NONCES * threads
-            if threads == 1:
-                one(i, start, rates[i])
-                continue
-            got: list[float] = []
-            pool = [threading.Thread(target=one, args=(i, start + t * _TRIAL_NONCES, got)) for t in range(threads)]
-            for th in pool:
-                th.start()
-            for th in pool:
-                th.join()
-            rates[i].append(statistics.median(got))
+            t0 = time.thread_time()
+            lib.miner_scan(i, header, (r * len(cands) + k) * _TRIAL_NONCES, _TRIAL_NONCES, target, out, 4, nxt,
+                           _ffi.NULL)
+            rates[i].append(_TRIAL_NONCES / max(time.thread_time() - t0, 1e-9))
         if r == 1:
             top = max(statistics.median(rates[i]) for i in live)
             live = [i for i in live if statistics.median(rates[i]) >= _TRIAL_PRUNE * top]
@@ -163,27 +146,9 @@ def _measure_fastest(threads: int = 1) -> int:
     _trial_medians.clear()
     _trial_medians.update({names[i]: med[i] for i in cands})
     win = max(live, key=lambda i: (med[i], -_preference(i, names)))
-    log.info("core: %s selected (median of an interleaved trial%s: %s)", names[win],
-             f" with {threads} threads" if threads > 1 else "",
+    log.info("core: %s selected (median of an interleaved trial: %s)", names[win],
              ", ".join(f"{names[i]} {med[i] / 1e6:.1f} MH/s" for i in cands))
     return win
-
-
-def choose_for_threads(threads: int) -> str:
-    """The automatic choice measured with ``threads`` threads hashing at once (what the CPU backend mines with).
-
-    Honours MINER_CORE and a code forced with select(name) like select(None);
-    otherwise re-measures once per thread count and makes the winner the selection.
-    """
-    global _selected, _fastest, _fastest_threads
-    if threads <= 1 or os.environ.get("MINER_CORE", "").strip():
-        return select(None)
-    with _lock:
-        if _fastest is None or _fastest_threads != threads:
-            _fastest = _measure_fastest(threads)
-            _fastest_threads = threads
-        _selected = _fastest
-        return _all_names()[_selected]
 
 
 def trial_rates() -> dict[str, float]:
@@ -203,7 +168,7 @@ def select(name: str | None = None) -> str:
     order; a full name ("shani(2-lane)") picks exactly that one. The automatic
     choice honours MINER_CORE, else it is measured once per process.
     """
-    global _selected, _fastest, _fastest_threads
+    global _selected, _fastest
     with _lock:
         if name is None:
             forced = os.environ.get("MINER_CORE", "").strip()
@@ -212,7 +177,6 @@ def select(name: str | None = None) -> str:
             else:
                 if _fastest is None:
                     _fastest = _measure_fastest()
-                    _fastest_threads = 1
                 _selected = _fastest
         else:
             _selected = _index_of(name)
