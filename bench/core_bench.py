@@ -31,7 +31,7 @@ import sys
 import time
 
 from miner import core
-from miner.cli.bench import measure
+from miner.cli.bench import AUTO, measure
 
 
 def openssl_compressions_per_s(seconds: int) -> float:
@@ -96,11 +96,13 @@ def main() -> int:
     args = ap.parse_args()
 
     ncpu = os.cpu_count() or 1
-    impls = [core.resolve(i) for i in args.impl] if args.impl else core.implementations()
+    # "auto": what the CPU device runs (each thread choosing and re-choosing its code).
+    impls = [i if i == AUTO else core.resolve(i) for i in args.impl] if args.impl else core.implementations()
     threads = sorted({1, ncpu})
     # Each implementation plain, and with 8 header versions per nonce where it can
     # (what the CPU device mines at when the pool allows BIP 310 version rolling).
-    cells = [(i, v) for i in impls for v in ((1, 8) if args.versions and core.max_versions(i) >= 8 else (1,))]
+    cells = [(i, v) for i in impls
+             for v in ((1, 8) if args.versions and (i == AUTO or core.max_versions(i) >= 8) else (1,))]
     names = [i if v == 1 else f"{i} +{v}v" for i, v in cells]
     raw: dict[str, list[float]] = {"openssl_comp_per_s": []}
     info = machine()

@@ -20,12 +20,17 @@
 # hash: the fairest comparison on a shared, busy machine (`h2h_avx512 31`).
 # Rows "x4/x8 versions" hash 4 or 8 header versions per nonce (miner_scan_versions,
 # what the miner does when the pool allows BIP 310 version rolling).
-# Needs: gcc, libcurl/jansson/gmp/openssl development headers (apt-get install
-# libcurl4-openssl-dev libjansson-dev libgmp-dev libssl-dev zlib1g-dev).
+# Needs: gcc, autoconf/automake (to configure a fresh checkout), libcurl/jansson/gmp/openssl
+# development headers (apt-get install autoconf automake libcurl4-openssl-dev libjansson-dev
+# libgmp-dev libssl-dev zlib1g-dev).
 set -eu
 SRC=${1:?usage: $0 CPUMINER_OPT_SRC [OUT]}
 OUT=${2:-/tmp/cpm}
 mkdir -p "$OUT"
+# A fresh checkout lacks the generated cpuminer-config.h its sources include.
+if [ ! -f "$SRC/cpuminer-config.h" ]; then
+    (cd "$SRC" && ./autogen.sh && ./configure CFLAGS="-O3 -march=native") > "$OUT/configure.log" 2>&1
+fi
 cat > "$OUT/driver.c" <<'EOF'
 #include <pthread.h>
 #include <stdio.h>

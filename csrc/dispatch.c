@@ -90,8 +90,8 @@ static int cpu_armv8_sha2(void) { return 1; }
  * choice is measured among them (miner/core/__init__.py). */
 static const miner_impl IMPLS[] = {
 #if defined(MINER_X86)
-    {"shani(4-lane)", miner_scan_shani4, cpu_shani},
-    {"shani(3-lane)", miner_scan_shani3, cpu_shani},
+    {"shani(4-lane)", miner_scan_shani4, cpu_shani, miner_scan_shani4_versions},
+    {"shani(3-lane)", miner_scan_shani3, cpu_shani, miner_scan_shani3_versions},
     {"shani(2-lane)", miner_scan_shani2, cpu_shani},
     {"shani(1-lane)", miner_scan_shani1, cpu_shani},
 #endif
@@ -102,7 +102,7 @@ static const miner_impl IMPLS[] = {
 #if defined(MINER_X86)
     {"avx512(32-way)", miner_scan_avx512x2, cpu_avx512, miner_scan_avx512_versions},
     {"avx512(16-way)", miner_scan_avx512, cpu_avx512, miner_scan_avx512_versions},
-    {"avx2(8-way)", miner_scan_avx2, cpu_avx2},
+    {"avx2(8-way)", miner_scan_avx2, cpu_avx2, miner_scan_avx2_versions},
 #endif
     {"portable", miner_scan_portable, always},
 };

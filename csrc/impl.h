@@ -105,6 +105,13 @@ int miner_scan_shani3(const miner_work *w, uint32_t start, uint64_t count,
                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_shani4(const miner_work *w, uint32_t start, uint64_t count,
                       uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+/* Several versions per nonce (miner_scan_versions_fn), sharing the first hash's schedule. */
+int miner_scan_shani3_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
+                               uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_shani4_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
+                               uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_avx2_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
+                             uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 #endif
 
 #if defined(__aarch64__) && (defined(__linux__) || defined(__APPLE__)) && !defined(MINER_PORTABLE_ONLY)
@@ -173,6 +180,49 @@ static inline uint64_t miner_h7_mask(const uint32_t *h7, int lanes, uint32_t tar
         uint32_t h7_[LANES];                                                   \
         MINER_SCAN_LOOP_MASK(LANES, (HASH_LANES((uint32_t)n_, h7_),            \
                                      miner_h7_mask(h7_, LANES, w->target[7]))); \
+    } while (0)
+
+/*
+ * The scan loop of a multi-version implementation (miner_scan_versions_fn):
+ * HASH_LANES fills h7_[v * LANES + l] with word 7 of the second hash of
+ * nonce n_ + l under version v, for NV versions. Pairs are reported by
+ * nonce, then version index; the call stops at a lane-group boundary when
+ * fewer than LANES * NV free pairs remain.
+ */
+#define MINER_SCAN_VERSIONS_LOOP(LANES, NV, HASH_LANES)                        \
+    do {                                                                       \
+        int found_ = 0;                                                        \
+        uint32_t h7_[(LANES) * MINER_MAX_VERSIONS];                            \
+        uint64_t n_ = start, end_ = (uint64_t)start + count;                   \
+        while (n_ < end_) {                                                    \
+            if (abort && *abort) break;                                        \
+            uint64_t stop_ = end_ - n_ > 8192 ? n_ + 8192 : end_;              \
+            for (; n_ < stop_; n_ += (LANES)) {                                \
+                if (cap - found_ < (LANES) * (NV)) {                           \
+                    *next = n_;                                                \
+                    return found_;                                             \
+                }                                                              \
+                HASH_LANES;                                                    \
+                uint64_t any_ = 0;                                             \
+                for (int v_ = 0; v_ < (NV); v_++)                              \
+                    any_ |= miner_h7_mask(h7_ + v_ * (LANES), LANES, w[v_].target[7]); \
+                while (any_) {                                                 \
+                    int l_ = __builtin_ctzll(any_);                            \
+                    any_ &= any_ - 1;                                          \
+                    for (int v_ = 0; v_ < (NV); v_++) {                        \
+                        uint64_t x_ = n_ + (uint64_t)l_;                       \
+                        if (x_ < end_ && miner_h7_candidate(h7_[v_ * (LANES) + l_], w[v_].target[7]) && \
+                            miner_confirm(&w[v_], (uint32_t)x_)) {             \
+                            out[2 * found_] = (uint32_t)x_;                    \
+                            out[2 * found_ + 1] = (uint32_t)v_;                \
+                            found_++;                                          \
+                        }                                                      \
+                    }                                                          \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+        *next = n_ < end_ ? n_ : end_;                                         \
+        return found_;                                                         \
     } while (0)
 
 static inline uint32_t miner_bswap32(uint32_t x) { return __builtin_bswap32(x); }

@@ -32,6 +32,7 @@ typedef struct {
     __m128i h1_kw[4];           /* K + W for groups 1..3 (constant padding) */
     __m128i h1_g1, h1_g3;       /* schedule groups 1 and 3 (group 2 is zero) */
     __m128i h1_msg1_12, h1_msg1_23;
+    __m128i h1_align4;          /* alignr(group 3, group 2, 4): constant in group 4 */
     __m128i h2_iv_abef, h2_iv_cdgh;
     __m128i h2_kw[4];           /* K + W for groups 2..3 of the second hash */
     __m128i h2_g2, h2_g3, h2_align32, h2_msg1_23;
@@ -71,6 +72,7 @@ SHANI_INLINE void shani_prepare(const miner_work *w, shani_pre *p) {
     p->h1_kw[3] = _mm_add_epi32(p->h1_g3, p->k[3]);
     p->h1_msg1_12 = _mm_sha256msg1_epu32(p->h1_g1, _mm_setzero_si128());
     p->h1_msg1_23 = _mm_sha256msg1_epu32(_mm_setzero_si128(), p->h1_g3);
+    p->h1_align4 = _mm_alignr_epi8(p->h1_g3, _mm_setzero_si128(), 4);
     p->h2_iv_abef = abef(iv);
     p->h2_iv_cdgh = cdgh(iv);
     p->h2_g2 = words(0x80000000u, 0, 0, 0);
@@ -172,6 +174,244 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
     UNROLL for (int l = 0; l < L; l++) h7[l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;
 }
 
+/* ------------------------------------------------------------------------
+ * Register-planned lanes ("m" code): 3 or 4 nonces without spills, and
+ * several header versions sharing the first hash's schedule.
+ *
+ * Sixteen XMM registers cannot hold, for 3-4 lanes, the state (2 each), the
+ * four-group schedule window and K+W, and SHA256RNDS2 takes K+W in xmm0
+ * only. So the register plan is fixed by hand:
+ *  - the first hash's schedule depends on the nonce only (not on the state
+ *    nor the version): it is made first, one lane at a time (its window in
+ *    registers), and its K+W go to memory;
+ *  - the rounds then read K+W from memory straight into xmm0, the upper half
+ *    by a 64-bit load instead of a shuffle;
+ *  - in the second hash, each lane keeps only its state and its newest
+ *    schedule group in registers (3 per lane, 12 for 4 lanes); older groups
+ *    are memory operands of SHA256MSG1 / PALIGNR, and K+W is stored and its
+ *    upper half reloaded as above.
+ * The inline assembly blocks fix which values live in registers; GCC only
+ * names them. xmm0 is clobbered by every block and holds nothing across them.
+ * ------------------------------------------------------------------------ */
+
+/* Per-version values (the midstate and rounds 0-1 depend on the version). */
+typedef struct {
+    __m128i mid_abef, mid_cdgh, abef2;
+} shani_ver;
+
+static inline void shani_ver_from(const shani_pre *p, shani_ver *v) {
+    v->mid_abef = p->h1_mid_abef;
+    v->mid_cdgh = p->h1_mid_cdgh;
+    v->abef2 = p->h1_abef2;
+}
+
+/* One lane's first-hash K+W: kw[0] low qword = rounds 2-3, kw[4..15] groups 4..15. */
+typedef struct {
+    __m128i kw[16];
+} shani_kw1;
+
+/* The upper half of a __m128i in memory, as an asm operand (64-bit load). */
+typedef uint64_t shani_u64a __attribute__((may_alias));
+#define SHANI_HI(x) (((shani_u64a *)&(x))[1])
+
+/* Rounds 4g..4g+3 with K+W at kw (16 bytes in memory). */
+#define SHANI_RND4_M(s0, s1, kw)                                               \
+    __asm__("movdqa %[k], %%xmm0\n\t"                                          \
+            "sha256rnds2 %%xmm0, %[a], %[c]\n\t"                               \
+            "movq %[kh], %%xmm0\n\t"                                           \
+            "sha256rnds2 %%xmm0, %[c], %[a]"                                   \
+            : [a] "+x"(s0), [c] "+x"(s1)                                       \
+            : [k] "m"(kw), [kh] "m"(SHANI_HI(kw))                              \
+            : "xmm0")
+
+/* Step j (0..12) of the first hash's schedule of one nonce (header word wn =
+ * bswap(nonce)) into o: step 0 sets up W0, W3 and the K+W of rounds 2-3,
+ * step j >= 1 makes group j + 3 and its K+W. W is the lane's window (only
+ * constant indices, so it lives in registers). */
+#define SHANI_SCHED1_STEP(p, W, wn, o, j)                                      \
+    do {                                                                       \
+        if ((j) == 0) {                                                        \
+            W[0] = _mm_insert_epi32((p)->h1_m0, (int)(wn), 3);                 \
+            W[3] = (p)->h1_g3;                                                 \
+            (o)->kw[0] = _mm_insert_epi32((p)->h1_kw23, (int)((wn) + SHA256_K[3]), 1); \
+        } else {                                                               \
+            const int g_ = (j) + 3;                                            \
+            /* Group 4: alignr(W3, W2 = 0) is constant; groups 5, 6: msg1(W1, W2), msg1(W2, W3) are. */ \
+            if (g_ == 4)                                                       \
+                W[4] = _mm_sha256msg2_epu32(                                   \
+                    _mm_add_epi32(_mm_sha256msg1_epu32(W[0], (p)->h1_g1), (p)->h1_align4), W[3]); \
+            else                                                               \
+                W[g_] = _mm_sha256msg2_epu32(                                  \
+                    _mm_add_epi32(g_ == 5   ? (p)->h1_msg1_12                  \
+                                  : g_ == 6 ? (p)->h1_msg1_23                  \
+                                            : _mm_sha256msg1_epu32(W[g_ - 4], W[g_ - 3]), \
+                                  _mm_alignr_epi8(W[g_ - 1], W[g_ - 2], 4)),   \
+                    W[g_ - 1]);                                                \
+            (o)->kw[g_] = _mm_add_epi32(W[g_], (p)->k[g_]);                    \
+        }                                                                      \
+    } while (0)
+#define SHANI_SCHED1_STEPS 13
+
+SHANI_INLINE void shani_sched1(const shani_pre *p, uint32_t wn, shani_kw1 *o) {
+    __m128i W[16];
+    UNROLL for (int j = 0; j < SHANI_SCHED1_STEPS; j++) SHANI_SCHED1_STEP(p, W, wn, o, j);
+}
+
+#ifdef SHANI_VEX
+#define SHANI_ALIGN_U "vpalignr $4, %[w2], %[w1], %[u]\n\t"
+#define SHANI_KW_X0 "vpaddd %[kk], %[t], %%xmm0\n\t"
+#else
+#define SHANI_ALIGN_U "movdqa %[w1], %[u]\n\tpalignr $4, %[w2], %[u]\n\t"
+#define SHANI_KW_X0 "movdqa %[t], %%xmm0\n\tpaddd %[kk], %%xmm0\n\t"
+#endif
+/* Second hash, group g >= 4 of one lane: the new schedule group from w1 (the
+ * newest, in a register) and w[g-2..g-4] (memory), stored to w[g]; then its
+ * four rounds, K+W stored to kwt so its upper half is a load. Returns the
+ * new group. Group 15 runs only its first two rounds (rounds 60-61). */
+#define SHANI_SCHED_RND4(s0_, s1_, wprev_, wa_, g_, k_, kwt_, last_)                       \
+    ({                                                                         \
+        __m128i t_, u_;                                                        \
+        __asm__("movdqa %[w4], %[t]\n\t"                                       \
+                "sha256msg1 %[w3], %[t]\n\t"                                   \
+                SHANI_ALIGN_U                                                  \
+                "paddd %[u], %[t]\n\t"                                         \
+                "sha256msg2 %[w1], %[t]\n\t"                                   \
+                "movdqa %[t], %[wo]\n\t"                                       \
+                SHANI_KW_X0                                                    \
+                "sha256rnds2 %%xmm0, %[a], %[c]\n\t"                           \
+                ".if " #last_ " == 0\n\t"                                       \
+                "pshufd $0x0e, %%xmm0, %%xmm0\n\t"                              \
+                "sha256rnds2 %%xmm0, %[c], %[a]\n\t"                           \
+                ".endif"                                                       \
+                : [a] "+x"(s0_), [c] "+x"(s1_), [t] "=&x"(t_), [u] "=&x"(u_),    \
+                  [wo] "=m"((wa_)[g_]), [kwo] "+m"(kwt_), [kwh] "+m"(SHANI_HI(kwt_)) \
+                : [w1] "x"(wprev_), [w2] "m"((wa_)[(g_)-2]), [w3] "m"((wa_)[(g_)-3]),    \
+                  [w4] "m"((wa_)[(g_)-4]), [kk] "m"(k_)                            \
+                : "xmm0");                                                     \
+        t_;                                                                    \
+    })
+
+/* Second hash, groups 0-1 of one lane: K+W = group + K, stored and reloaded. */
+#define SHANI_ADDK_RND4(s0, s1, wv, k, kwt)                                    \
+    __asm__("movdqa %[wi], %%xmm0\n\t"                                         \
+            "paddd %[kk], %%xmm0\n\t"                                          \
+            "sha256rnds2 %%xmm0, %[a], %[c]\n\t"                               \
+            "pshufd $0x0e, %%xmm0, %%xmm0\n\t"                                  \
+            "sha256rnds2 %%xmm0, %[c], %[a]"                                   \
+            : [a] "+x"(s0), [c] "+x"(s1), [kwo] "+m"(kwt), [kwh] "+m"(SHANI_HI(kwt)) \
+            : [wi] "x"(wv), [kk] "m"(k)                                        \
+            : "xmm0")
+
+/*
+ * L nonces n0.. under nv versions vs[0..nv-1]: h7[v * L + l] receives word 7
+ * of the second hash of nonce n0 + l under version v. cur holds the first
+ * hash's K+W of these nonces (made once for all versions); the schedule of
+ * the next L nonces (n0 + L ..) is made into nxt during the first version's
+ * first-hash rounds, one lane after another: those rounds keep only the eight
+ * state registers busy and wait on SHA256RNDS2, while the schedule waits on
+ * SHA256MSG2, so the two fill each other's gaps (software pipelining).
+ */
+SHANI_INLINE void shani_lanes_m(const shani_pre *p, const shani_ver *vs, int nv, uint32_t n0,
+                                uint32_t *h7, const shani_kw1 *cur, shani_kw1 *nxt, const int L) {
+    __m128i w2[4][16], kwt[4], Wx[16];
+    for (int v = 0; v < nv; v++) {
+        const shani_ver *q = &vs[v];
+        __m128i S0[4], S1[4], Wn[4];
+        /* ---- First hash: rounds 2-3 (one RNDS2), then groups 1-15 from memory. ---- */
+        UNROLL for (int g = 0; g < 16; g++) {
+            UNROLL for (int l = 0; l < L; l++) {
+                if (g == 0) {
+                    S0[l] = q->mid_abef; /* CDGH after rounds 0-1 = ABEF before them */
+                    S1[l] = q->abef2;
+                    __asm__("movdqa %[k], %%xmm0\n\t"
+                            "sha256rnds2 %%xmm0, %[c], %[a]"
+                            : [a] "+x"(S0[l]) : [c] "x"(S1[l]), [k] "m"(cur[l].kw[0]) : "xmm0");
+                } else {
+                    SHANI_RND4_M(S0[l], S1[l], *(g < 4 ? &p->h1_kw[g] : &cur[l].kw[g]));
+                }
+            }
+            if (v == 0) {
+                UNROLL for (int j = g * SHANI_SCHED1_STEPS * L / 16;
+                            j < (g + 1) * SHANI_SCHED1_STEPS * L / 16; j++)
+                    SHANI_SCHED1_STEP(p, Wx, __builtin_bswap32(n0 + (uint32_t)(L + j / SHANI_SCHED1_STEPS)),
+                                      &nxt[j / SHANI_SCHED1_STEPS], j % SHANI_SCHED1_STEPS);
+            }
+        }
+        /* ---- Feed-forward; the digest is the second hash's W0..W7. ---- */
+        UNROLL for (int l = 0; l < L; l++) {
+            __m128i a = _mm_add_epi32(S0[l], q->mid_abef), c = _mm_add_epi32(S1[l], q->mid_cdgh);
+            w2[l][0] = _mm_shuffle_epi32(_mm_unpackhi_epi64(c, a), 0x1B); /* A B C D */
+            w2[l][1] = _mm_shuffle_epi32(_mm_unpacklo_epi64(c, a), 0x1B); /* E F G H */
+            w2[l][2] = p->h2_g2;
+            w2[l][3] = p->h2_g3;
+            S0[l] = p->h2_iv_abef;
+            S1[l] = p->h2_iv_cdgh;
+            SHANI_ADDK_RND4(S0[l], S1[l], w2[l][0], p->k[0], kwt[l]);
+        }
+        UNROLL for (int l = 0; l < L; l++) SHANI_ADDK_RND4(S0[l], S1[l], w2[l][1], p->k[1], kwt[l]);
+        UNROLL for (int g = 2; g < 4; g++)
+            UNROLL for (int l = 0; l < L; l++) SHANI_RND4_M(S0[l], S1[l], p->h2_kw[g]);
+        UNROLL for (int l = 0; l < L; l++) Wn[l] = p->h2_g3;
+        UNROLL for (int g = 4; g < 15; g++)
+            UNROLL for (int l = 0; l < L; l++)
+                Wn[l] = SHANI_SCHED_RND4(S0[l], S1[l], Wn[l], w2[l], g, p->k[g], kwt[l], 0);
+        /* Rounds 60-61 only: F of the new ABEF is e after round 60. */
+        UNROLL for (int l = 0; l < L; l++) {
+            (void)SHANI_SCHED_RND4(S0[l], S1[l], Wn[l], w2[l], 15, p->k[15], kwt[l], 1);
+            h7[v * L + l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;
+        }
+    }
+}
+
+/* The first group's schedule, before the scan loop; each call then makes the next one's. */
+#define SHANI_M_PROLOGUE(L)                                                    \
+    shani_kw1 kwb_[2][4];                                                      \
+    int cur_ = 0;                                                              \
+    UNROLL for (int l = 0; l < (L); l++)                                       \
+        shani_sched1(&pre, __builtin_bswap32(start + (uint32_t)l), &kwb_[0][l])
+#define SHANI_M_CALL(vs, nv, n0, h7, L)                                        \
+    (shani_lanes_m(&pre, vs, nv, n0, h7, kwb_[cur_], kwb_[cur_ ^ 1], L), cur_ ^= 1)
+
+#define SHANI_M_SCAN(name, L)                                                  \
+    SHANI_ATTR int name(const miner_work *w, uint32_t start, uint64_t count,   \
+                        uint32_t *out, int cap, uint64_t *next,                \
+                        const volatile int *abort) {                           \
+        shani_pre pre;                                                         \
+        shani_ver ver;                                                         \
+        shani_prepare(w, &pre);                                                \
+        shani_ver_from(&pre, &ver);                                            \
+        SHANI_M_PROLOGUE(L);                                                   \
+        MINER_SCAN_LOOP(L, SHANI_M_LANES_##L);                                 \
+    }
+#define SHANI_M_LANES_3(n0, h7) SHANI_M_CALL(&ver, 1, n0, h7, 3)
+#define SHANI_M_LANES_4(n0, h7) SHANI_M_CALL(&ver, 1, n0, h7, 4)
+/* With two lanes the older statement-interleaved code (shani_lanes) is as
+ * fast: its registers suffice. */
+SHANI_M_SCAN(miner_scan_shani3, 3)
+SHANI_M_SCAN(miner_scan_shani4, 4)
+
+/* Several versions (1..MINER_MAX_VERSIONS) of one header, L nonces at a time;
+ * the contract of miner_scan_versions_fn (impl.h). */
+#define SHANI_M_VSCAN(name, L)                                                 \
+    SHANI_ATTR int name(const miner_work *w, int nv, uint32_t start, uint64_t count, \
+                        uint32_t *out, int cap, uint64_t *next,                \
+                        const volatile int *abort) {                           \
+        shani_pre pre;                                                         \
+        shani_ver vs[MINER_MAX_VERSIONS];                                      \
+        shani_prepare(&w[0], &pre);                                            \
+        for (int v = 0; v < nv; v++) {                                         \
+            shani_pre pv;                                                      \
+            shani_prepare(&w[v], &pv);                                         \
+            shani_ver_from(&pv, &vs[v]);                                       \
+        }                                                                      \
+        SHANI_M_PROLOGUE(L);                                                   \
+        MINER_SCAN_VERSIONS_LOOP(L, nv, SHANI_M_CALL(vs, nv, (uint32_t)n_, h7_, L)); \
+    }
+/* No two-lane version scan: with two lanes the shared schedule did not pay
+ * (measured per hash, x8 versions against the plain 2-lane code, equal within noise). */
+SHANI_M_VSCAN(miner_scan_shani3_versions, 3)
+SHANI_M_VSCAN(miner_scan_shani4_versions, 4)
+
 #define SHANI_SCAN(name, L)                                                    \
     SHANI_ATTR int name(const miner_work *w, uint32_t start, uint64_t count,   \
                         uint32_t *out, int cap, uint64_t *next,                \
@@ -182,12 +422,7 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
     }
 #define SHANI_LANES_1(n0, h7) shani_lanes(&pre, n0, h7, 1)
 #define SHANI_LANES_2(n0, h7) shani_lanes(&pre, n0, h7, 2)
-#define SHANI_LANES_3(n0, h7) shani_lanes(&pre, n0, h7, 3)
-#define SHANI_LANES_4(n0, h7) shani_lanes(&pre, n0, h7, 4)
 
 SHANI_SCAN(miner_scan_shani1, 1)
 SHANI_SCAN(miner_scan_shani2, 2)
-/* Three lanes: fewer spills than four with only 16 XMM registers. */
-SHANI_SCAN(miner_scan_shani3, 3)
-SHANI_SCAN(miner_scan_shani4, 4)
 #endif

@@ -86,6 +86,8 @@ def test_real_engine_monitored_paused_resumed_and_quit(miner_process):
     assert float(data.hashrate) > 0
     devs = asyncio.run(CGMinerRPCAPI("127.0.0.1", port=api).devs())
     assert devs["DEVS"][0]["Device"] == "cpu0" and devs["DEVS"][0]["CPU"] == 0
+    # the code the CPU thread runs now, one of the core's names
+    assert devs["DEVS"][0]["Code"].split("(")[0] in {"shani", "avx2", "avx512", "armv8", "portable"}
     assert metric(prom, "miner_paused") == 0.0
 
     # pause: the engine stops handing out work; hashing stops

@@ -27,8 +27,16 @@ def test_json_has_every_usable_implementation_at_each_thread_count(capsys):
     plain = {(i, n, 1) for i in core.implementations() for n in (1, 2)}
     # Code that can hash 8 header versions per nonce gets those cells too.
     rolled = {(i, n, 8) for i in core.implementations() if core.max_versions(i) >= 8 for n in (1, 2)}
-    assert cells == plain | rolled
+    # The adaptive choice (what the CPU device runs) where there is a choice, with the code of each thread.
+    fast = [i for i in core.implementations() if i != "portable"]
+    auto = {("auto", n, v) for n in (1, 2) for v in (1, 8)} if len(fast) > 1 else set()
+    assert cells == plain | rolled | auto
     assert all(r["hashes_per_s"] > 0 and len(r["runs"]) == 1 for r in doc["results"])
+    for r in doc["results"]:
+        if r["impl"] == "auto":
+            assert len(r["thread_codes"]) == r["threads"] and set(r["thread_codes"]) <= set(fast)
+        else:
+            assert r["thread_codes"] == []
     # Not a tty under pytest: each result is printed once, in the output, not again on stderr.
     assert out.err == ""
 
@@ -56,7 +64,7 @@ def test_short_and_full_names_resolve(capsys):
                          "--threads", "1", "--json"))
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [r["impl"] for r in doc["results"]] == [full]  # the duplicate collapses
+    assert [r["impl"] for r in doc["results"] if r["versions"] == 1] == [full]  # the duplicate collapses
 
 
 @pytest.mark.parametrize("argv, msg", [
@@ -84,3 +92,12 @@ def test_versions_one_leaves_the_rolled_rows_out(capsys):
 
 def test_perf_probe_answers_without_raising():
     assert bench.perf_cycles_supported() in (True, False)
+
+
+def test_impl_auto_runs_only_the_adaptive_row(capsys):
+    fast = [i for i in core.implementations() if i != "portable"]
+    rc = bench.run(parse("--duration", "0.05", "--impl", "auto", "--threads", "2", "--versions", "1", "--json"))
+    assert rc == 0
+    (row,) = json.loads(capsys.readouterr().out)["results"]
+    assert row["impl"] == "auto" and row["threads"] == 2 and row["hashes_per_s"] > 0
+    assert len(row["thread_codes"]) == 2 and set(row["thread_codes"]) <= set(fast or ["portable"])

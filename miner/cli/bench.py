@@ -13,6 +13,11 @@ row per thread count, "IMPL +8 versions", measured with miner.core.scan_versions
 and counted in hashes (nonces times versions): what the CPU device mines at when
 the pool grants a version mask. --versions 1 leaves those rows out.
 
+The "auto" row (--auto, on by default) runs what the CPU device runs when no
+code is forced: each thread starts on the start-up choice and re-measures the
+other codes on slices of its work (miner.backends.cpu_choice), switching when
+one is clearly faster; the row shows the code each thread ended on.
+
 Cycles per nonce are reported only where hardware counters are readable
 (`perf stat -e cycles` works); virtual machines often say "<not supported>",
 and then the column is left out rather than guessed.
@@ -54,10 +59,12 @@ class Cell:
     hashes_per_s: list[float] = field(default_factory=list)  # one per repeat
     cycles_per_nonce: float | None = None
     versions: int = 1  # header versions per nonce (scan_versions when > 1)
+    thread_codes: list[str] = field(default_factory=list)  # auto row: the code each thread ran last
 
     @property
     def label(self) -> str:
-        return self.impl if self.versions == 1 else f"{self.impl} +{self.versions} versions"
+        base = self.impl if self.versions == 1 else f"{self.impl} +{self.versions} versions"
+        return f"{base} [{', '.join(self.thread_codes)}]" if self.thread_codes else base
 
     @property
     def median(self) -> float:
@@ -69,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds per measurement (default {DEFAULT_DURATION_S:g}, a quick look; "
                              "figures for docs use --duration 3 --repeat 5)")
     parser.add_argument("--impl", action="append", default=None, metavar="NAME",
-                        help="only this implementation (short or full name; repeatable); default: all usable")
+                        help="only this implementation (short or full name, or 'auto' for the adaptive choice; "
+                             "repeatable); default: all usable")
     parser.add_argument("--threads", type=int, action="append", default=None, metavar="N",
                         help="thread count (repeatable); default: 1 and all cores")
     parser.add_argument("--repeat", type=int, default=1,
@@ -77,35 +85,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--versions", type=int, default=8, metavar="N",
                         help="also measure N header versions per nonce where the code can (BIP 310 rolling; "
                              "default 8, 1 = off)")
+    parser.add_argument("--no-auto", dest="auto", action="store_false",
+                        help="leave out the 'auto' row (the adaptive choice the CPU device makes)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def measure(impl: str, threads: int, duration: float, progress, versions: int = 1) -> float:
+AUTO = "auto"
+
+
+def measure(impl: str, threads: int, duration: float, progress, versions: int = 1,
+            codes: list[str] | None = None) -> float:
     """Hashes per second of `threads` threads scanning with `impl` for `duration` seconds.
 
     versions > 1: each nonce is hashed under that many header versions at once
     (miner.core.scan_versions); the rate counts every version's hash.
+    impl "auto": each thread chooses and re-chooses its code as the CPU device
+    does; `codes` (a list) receives the code each thread ran last.
     """
+    from miner.backends.cpu_choice import CodeChooser
+
     stop = threading.Event()
     counts = [0] * threads
     errors: list[BaseException] = []
     span = (1 << 32) // threads
+    last = [impl] * threads
+    cands = [n for n in core.implementations() if n != "portable"]
 
     def worker(t: int) -> None:
         base = t * span
         pos = 0
+        # Trials every few seconds, so a short benchmark sees the choice settle.
+        chooser = CodeChooser(cands, core.selected(), explore_every=max(duration / 4, 0.5)) if impl == AUTO else None
         try:
             while not stop.is_set():
-                n = CHUNK // versions
+                code = chooser.next_impl() if chooser else impl
+                nv = max(1, min(versions, core.max_versions(code)))
+                n = CHUNK // nv
+                if chooser is not None and chooser.exploring:
+                    n = min(n, 1 << 16)
                 if pos + n > span:
                     pos = 0  # wrap inside this thread's slice; the work is the same
-                if versions > 1:
-                    core.scan_versions(BENCH_HEADER, BENCH_VERSIONS[:versions], base + pos, n, BENCH_TARGET,
-                                       impl=impl)
+                c0 = time.thread_time()
+                if nv > 1:
+                    core.scan_versions(BENCH_HEADER, BENCH_VERSIONS[:nv], base + pos, n, BENCH_TARGET,
+                                       impl=code)
                 else:
-                    core.scan(BENCH_HEADER, base + pos, n, BENCH_TARGET, impl=impl)
+                    core.scan(BENCH_HEADER, base + pos, n, BENCH_TARGET, impl=code)
+                if chooser is not None:
+                    chooser.record(code, n * nv, time.thread_time() - c0)
+                    last[t] = chooser.current
                 pos += n
-                counts[t] += n * versions
+                counts[t] += n * nv
         except BaseException as exc:  # reported by the caller, never lost in a thread
             errors.append(exc)
 
@@ -124,6 +154,8 @@ def measure(impl: str, threads: int, duration: float, progress, versions: int = 
     elapsed = time.perf_counter() - t0
     if errors:
         raise CoreError(f"benchmark of {impl} failed: {errors[0]}") from errors[0]
+    if codes is not None:
+        codes[:] = last
     return sum(counts) / elapsed
 
 
@@ -183,13 +215,14 @@ def _print_table(cells: list[Cell], selected: str, repeat: int, cycles_ok: bool,
         from rich.table import Table
     except ImportError:  # rich is a dependency; plain text if it is missing anyway
         Console = None
-    one = {c.label: c.median for c in cells if c.threads == 1}
+    one = {(c.impl, c.versions): c.median for c in cells if c.threads == 1}
     headers = ["implementation", "threads", "H/s (median)" if repeat > 1 else "H/s", "vs 1 thread"]
     if cycles_ok:
         headers.append("cycles/nonce")
     rows = []
     for c in cells:
-        scale = f"{c.median / one[c.label]:.2f}x" if c.label in one and c.threads > 1 else ""
+        key = (c.impl, c.versions)
+        scale = f"{c.median / one[key]:.2f}x" if key in one and c.threads > 1 else ""
         row = [c.label + (" *" if c.impl == selected and c.versions == 1 else ""), str(c.threads),
                _fmt_rate(c.median), scale]
         if cycles_ok:
@@ -224,7 +257,9 @@ def run(args: argparse.Namespace) -> int:
         log.error("--threads must be at least 1, got %s", threads[0])
         return 2
     try:
-        impls = _resolve_impls(args.impl)
+        want_auto = bool(args.impl) and AUTO in args.impl  # --impl auto: the adaptive row only
+        impls = [] if want_auto and set(args.impl) == {AUTO} else _resolve_impls(
+            [i for i in args.impl if i != AUTO] if args.impl else None)
         default = core.selected()
     except CoreError as exc:
         log.error("%s", exc)
@@ -240,6 +275,15 @@ def run(args: argparse.Namespace) -> int:
     cycles_ok = perf_cycles_supported()
     cells: list[Cell] = []
     try:
+        if want_auto or (args.auto and not args.impl and len([n for n in impls if n != "portable"]) > 1):
+            for versions in (1, args.versions) if args.versions > 1 else (1,):
+                for n in threads:
+                    cell = Cell(AUTO, n, versions=versions)
+                    for _ in range(args.repeat):
+                        codes: list[str] = []
+                        cell.hashes_per_s.append(measure(AUTO, n, args.duration, progress, versions, codes))
+                        cell.thread_codes = codes
+                    cells.append(cell)
         for impl in impls:
             rolled = min(args.versions, core.max_versions(impl))
             for versions in (1, rolled) if rolled > 1 else (1,):

@@ -18,8 +18,8 @@ threads scanning in parallel scale.
 from __future__ import annotations
 
 import logging
-import math
 import os
+import statistics
 import threading
 import time
 
@@ -57,8 +57,10 @@ _OUT_CAP = 256
 _lock = threading.Lock()
 _selected: int | None = None
 _fastest: int | None = None  # the automatic choice, measured once per process
-_TRIAL_NONCES = 1 << 15
-_TRIAL_ROUNDS = 5
+_TRIAL_NONCES = 1 << 18
+_TRIAL_ROUNDS = 7
+_TRIAL_PRUNE = 0.7
+_trial_medians: dict[str, float] = {}
 log = logging.getLogger(__name__)
 
 
@@ -108,13 +110,18 @@ def _index_of(name: str) -> int:
 
 
 def _measure_fastest() -> int:
-    """Index of the fastest usable implementation in a short interleaved trial.
+    """Index of the fastest usable implementation in an interleaved trial.
 
     Which code wins depends on the microarchitecture (SHA-NI throughput versus
     AVX-512 width differ a lot between CPU families), so the automatic choice
-    is measured rather than guessed: each candidate scans 32 Ki nonces five
-    times, interleaved, and the best time of each counts (tens of ms in all).
-    Portable C is a candidate only when nothing else is usable.
+    is measured rather than guessed. A short trial is a lottery on a busy host
+    (one slow slice decides), so: every candidate scans _TRIAL_NONCES nonces per
+    round, the order rotating each round; a round's time is this thread's CPU
+    time (time.thread_time, so being descheduled does not count); after two
+    rounds candidates slower than _TRIAL_PRUNE of the best drop out; the
+    median over _TRIAL_ROUNDS rounds decides. About 0.2 s with SHA-NI here.
+    Portable C is a candidate only when nothing else is usable. The CPU device
+    keeps re-measuring while it mines (miner.backends.cpu_choice).
     """
     lib = _need_lib()
     names = _all_names()
@@ -125,16 +132,30 @@ def _measure_fastest() -> int:
     target = (0xFFFF << 208).to_bytes(32, "little")
     out = _ffi.new("uint32_t[4]")
     nxt = _ffi.new("uint64_t *")
-    best = {i: math.inf for i in cands}
+    rates: dict[int, list[float]] = {i: [] for i in cands}
+    live = list(cands)
     for r in range(_TRIAL_ROUNDS):
-        for i in cands:
-            t0 = time.perf_counter()
-            lib.miner_scan(i, header, r * _TRIAL_NONCES, _TRIAL_NONCES, target, out, 4, nxt, _ffi.NULL)
-            best[i] = min(best[i], time.perf_counter() - t0)
-    win = min(cands, key=lambda i: (best[i], i))
-    log.info("core: %s selected (fastest in a %d-nonce trial: %s)", names[win], _TRIAL_NONCES,
-             ", ".join(f"{names[i]} {human(_TRIAL_NONCES / best[i], 'H/s')}" for i in cands))
+        for k in range(len(live)):
+            i = live[(k + r) % len(live)]
+            t0 = time.thread_time()
+            lib.miner_scan(i, header, (r * len(cands) + k) * _TRIAL_NONCES, _TRIAL_NONCES, target, out, 4, nxt,
+                           _ffi.NULL)
+            rates[i].append(_TRIAL_NONCES / max(time.thread_time() - t0, 1e-9))
+        if r == 1:
+            top = max(statistics.median(rates[i]) for i in live)
+            live = [i for i in live if statistics.median(rates[i]) >= _TRIAL_PRUNE * top]
+    med = {i: statistics.median(rates[i]) for i in cands}
+    _trial_medians.clear()
+    _trial_medians.update({names[i]: med[i] for i in cands})
+    win = max(live, key=lambda i: (med[i], -i))   # a tie goes to the C table's preferred code
+    log.info("core: %s selected (median of an interleaved trial: %s)", names[win],
+             ", ".join(f"{names[i]} {human(med[i], 'H/s')}" for i in cands))
     return win
+
+
+def trial_rates() -> dict[str, float]:
+    """Median nonces per CPU second of each candidate in the start-up trial ({} when none ran)."""
+    return dict(_trial_medians)
 
 
 def resolve(name: str) -> str:
@@ -275,8 +296,8 @@ def scan(header: bytes, start: int, count: int, target: int, *, impl: str | None
 def max_versions(impl: str | None = None) -> int:
     """How many header versions scan_versions() takes per call with ``impl`` (default: the selected code).
 
-    0 when that implementation has no multi-version code (only AVX-512 has it);
-    callers then scan each version with scan_abortable().
+    0 when that implementation has no multi-version code (portable and the
+    1-lane SHA-NI code); callers then scan each version with scan_abortable().
     """
     return _need_lib().miner_impl_versions(_impl_index(impl))
 
@@ -289,7 +310,8 @@ def scan_versions(header: bytes, versions: list[int], start: int, count: int, ta
     version field in turn. The first hash's message schedule depends only on
     the header tail and the nonce, so the versions share it (what BIP 310
     version rolling allows; about 470 of 2857 vector operations per hash in
-    the AVX-512 code, 12-15% faster per hash with 4 to 8 versions). Returns ((nonce, version) pairs ascending by nonce, then
+    the AVX-512 code, 12-15% faster per hash with 4 to 8 versions; the first hash's
+    SHA256MSG1/MSG2 work in the SHA-NI code). Returns ((nonce, version) pairs ascending by nonce, then
     by position in ``versions``; next_nonce), where next_nonce < start+count
     means aborted and every version of every nonce below it was scanned.
     """

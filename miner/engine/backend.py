@@ -169,6 +169,7 @@ class DeviceOptions:
     gpu_kernel_ms: float | None = None   # GPU: target kernel time per launch
     gpu_launch: int | None = None        # GPU: fixed launch size in nonces
     cuda_runtime: str | None = None      # "cuda-python" or "pycuda"
+    adaptive_core: bool = True           # CPU: re-measure the candidate codes while mining (off when forced)
 
     @classmethod
     def of(cls, options: "DeviceOptions | Mapping[str, Any] | None") -> "DeviceOptions":

@@ -639,7 +639,8 @@ class Engine:
                 accepted=st.accepted, rejected=st.rejected, stale=st.stale, hw_errors=st.hw_errors,
                 difficulty_accepted=st.difficulty_accepted, best_share=st.best_share,
                 last_share_time=st.last_share_time, temperature_c=info.get("temperature_c"),
-                watts=info.get("watts"), frequency_mhz=info.get("frequency_mhz"), elapsed=elapsed)
+                watts=info.get("watts"), frequency_mhz=info.get("frequency_mhz"), elapsed=elapsed,
+                code=getattr(st.device, "code", None))
             if self._watts_for is not None:
                 try:
                     w = self._watts_for(snap, info)

@@ -90,6 +90,7 @@ class DeviceSnapshot:
     watts: float | None = None
     frequency_mhz: float | None = None
     elapsed: float = 0.0
+    code: str | None = None   # CPU threads: the core implementation running now
 
 
 @dataclass(frozen=True)

@@ -438,6 +438,7 @@ def _dev_row(d: DeviceSnapshot, cls: str, idx: int, s: MinerSnapshot) -> dict[st
         "Device Elapsed": int(d.elapsed or s.elapsed),
         # Ours: the device as the miner names it, its kind, clock, power and efficiency.
         "Device": d.name, "Kind": d.kind, "Frequency": d.frequency_mhz, "Watts": d.watts,
+        "Code": d.code or "",  # CPU: the core implementation this thread runs now (it may change)
         "J/TH": _jth(d.watts, efficiency_hashrate(hr, d.elapsed or s.elapsed)),
     }
 

@@ -1,0 +1,93 @@
+"""The CPU code choice end to end: N starts of `miner --benchmark` with the automatic (adaptive)
+choice against the same command with each code forced (--core), interleaved run by run.
+
+    python bench/core_choice.py [--starts 10] [--time-limit 20] [--threads 2]
+                                [--core "shani(4-lane)" --core "shani(3-lane)" --core "shani(2-lane)" ...]
+
+Each run's rate is the miner's own final hashrate report (--json, "total" "av":
+hashes over the run), and the same per CPU second of the miner process
+(rate x seconds x threads / CPU seconds used): on a host shared with other
+work the wall-clock rate mostly measures how much CPU time the other work left,
+so the comparison uses the CPU-time view (both are printed). The script prints every run, the median of each forced
+code, and for each automatic start its ratio to the best forced code's median
+and the code each thread ran at the end (from the INFO log). The target it
+checks: every automatic start within 3% of the best forced code (docs/benchmarks/core.md).
+Uses the miner installed next to this Python (the venv's `miner`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MINER = str(Path(sys.executable).with_name("miner"))
+
+
+def run_once(core: str | None, seconds: float, threads: int) -> tuple[float, float, str]:
+    cmd = [MINER, "--benchmark", "--time-limit", str(seconds), "-t", str(threads), "--json", "--log-level", "info"]
+    if core:
+        cmd += ["--core", core]
+    env = dict(os.environ)
+    env.pop("MINER_CORE", None)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/", env=env)
+    out, err = p.communicate(timeout=seconds + 120)
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ru.ru_utime + ru.ru_stime - run_once.cpu_before
+    run_once.cpu_before = ru.ru_utime + ru.ru_stime
+    res = subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    final = [json.loads(ln) for ln in res.stdout.splitlines() if '"final": true' in ln]
+    if res.returncode != 0 or not final:
+        raise SystemExit(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr[-500:]}")
+    codes: dict[str, str] = {}
+    for ln in res.stderr.splitlines():
+        if m := re.search(r"core: (\S+) selected", ln):
+            codes = {"start": m.group(1)}
+        if m := re.search(r"(cpu\d+): core \S+ -> (\S+)", ln):
+            codes[m.group(1)] = m.group(2)
+    rate = final[-1]["total"]["av"]
+    return rate, rate * seconds * threads / max(cpu, 1e-9), ", ".join(f"{k} {v}" for k, v in codes.items())
+
+
+run_once.cpu_before = 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--starts", type=int, default=10)
+    ap.add_argument("--time-limit", type=float, default=20.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--core", action="append", default=None, metavar="NAME")
+    ap.add_argument("--json", metavar="FILE", help="also write every run to FILE")
+    args = ap.parse_args()
+    fixed = args.core or ["shani(4-lane)", "shani(3-lane)", "shani(2-lane)"]
+    runs: list[dict] = []
+    for i in range(args.starts):
+        for core in (None, fixed[i % len(fixed)]):
+            wall, rate, codes = run_once(core, args.time_limit, args.threads)
+            runs.append({"core": core or "auto", "rate": rate, "wall_rate": wall, "codes": codes, "time": time.time()})
+            print(f"{time.strftime('%H:%M:%S')} {core or 'auto':16s} {rate / 1e6:7.2f} MH/s per CPU "
+                  f"({wall / 1e6:6.2f} MH/s wall)  {codes}", flush=True)
+    med = {c: statistics.median(r["rate"] for r in runs if r["core"] == c) for c in fixed}
+    best = max(med, key=med.get)
+    print("\nper CPU second; forced code medians: " + ", ".join(f"{c} {m / 1e6:.2f} MH/s" for c, m in med.items()))
+    autos = [r for r in runs if r["core"] == "auto"]
+    within = sum(r["rate"] >= 0.97 * med[best] for r in autos)
+    for r in autos:
+        print(f"auto {r['rate'] / 1e6:7.2f} MH/s = {r['rate'] / med[best]:.3f}x best forced ({best})  [{r['codes']}]")
+    print(f"auto median {statistics.median(r['rate'] for r in autos) / 1e6:.2f} MH/s; "
+          f"within 3% of the best forced code in {within} of {len(autos)} starts; "
+          f"worst forced code {min(med, key=med.get)} at {min(med.values()) / med[best]:.3f}x the best")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": runs, "medians": med, "best": best}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

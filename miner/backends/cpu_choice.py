@@ -1,0 +1,124 @@
+"""Which core code a CPU thread runs, chosen by measurement and kept right while mining.
+
+The fastest code depends on the CPU and on what else the host is doing: on a
+Zen 3 core the 4-lane SHA-NI code wins when the core is quiet, the 2-lane code
+when a neighbour loads it (the deeper interleave needs more of the shared
+out-of-order window). So a CPU thread does not trust the start-up trial for
+ever: every ``explore_every`` seconds of mining it runs a short trial round on
+slices of its real work, each candidate in turn, several times, interleaved, and
+switches when another candidate's median rate beats the current one's by more
+than ``margin`` in two trial rounds in a row (a round that finds a faster
+candidate is repeated at once to confirm it: on a shared core one 200 ms round
+can be unlucky). A trial slice is real mining (its nonces are submitted like any
+other), so a trial costs only the difference in speed for a fraction of a
+second.
+
+CodeChooser is pure bookkeeping with an injectable clock: the CPU device asks it
+which code to run the next slice with (``next_impl``) and reports what the slice
+did (``record``). Candidates are only names that passed the core's self-test.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+EXPLORE_EVERY = 30.0   # seconds of mining between trial rounds
+TRIAL_ROUNDS = 5       # passes over the candidates per trial round, interleaved
+SLICE_SECONDS = 0.04   # length of one trial slice
+MARGIN = 0.03          # a candidate must be this much faster to take over
+PRUNE_BELOW = 0.6      # candidates this far behind the best are retried only every PRUNE_EVERY rounds
+PRUNE_EVERY = 5
+
+
+@dataclass
+class Switch:
+    """One change of code, as logged."""
+    old: str
+    new: str
+    rates: dict[str, float]  # median hashes per second in the deciding round
+
+
+@dataclass
+class CodeChooser:
+    candidates: list[str]
+    current: str
+    explore_every: float = EXPLORE_EVERY
+    rounds: int = TRIAL_ROUNDS
+    margin: float = MARGIN
+    clock: Callable[[], float] = time.monotonic
+    _plan: list[str] = field(default_factory=list)
+    _samples: dict[str, list[float]] = field(default_factory=dict)
+    _next_trial: float | None = None
+    _trials: int = 0
+    _pruned: set[str] = field(default_factory=set)
+    _pending: str | None = None  # the winner of the last round, waiting for a confirming round
+    last_rates: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.current not in self.candidates:
+            self.candidates = [self.current, *self.candidates]
+        # The first trial comes soon after start: the start-up choice was made
+        # single-threaded, before the other threads loaded the machine.
+        self._next_trial = self.clock() + min(self.explore_every, 2.0)
+
+    @property
+    def exploring(self) -> bool:
+        return bool(self._plan)
+
+    def next_impl(self) -> str:
+        """The code for the next slice: a trial candidate during a trial round, else the current one."""
+        if not self._plan and len(self.candidates) > 1 and self.clock() >= self._next_trial:
+            self._start_trial()
+        return self._plan[0] if self._plan else self.current
+
+    def _start_trial(self) -> None:
+        self._trials += 1
+        retry_all = self._trials % PRUNE_EVERY == 0
+        cands = [c for c in self.candidates if retry_all or c not in self._pruned or c == self.current]
+        # Rotate the order each pass so no candidate always follows the same one.
+        self._plan = [cands[(i + r) % len(cands)] for r in range(self.rounds) for i in range(len(cands))]
+        self._samples = {c: [] for c in cands}
+
+    def record(self, impl: str, hashes: int, seconds: float) -> Switch | None:
+        """Report a slice: ``hashes`` done by ``impl`` in ``seconds`` of this thread's CPU time.
+
+        Returns the Switch when this slice completed a trial round that changed the code.
+        """
+        if not self._plan or impl != self._plan[0]:
+            return None
+        self._plan.pop(0)
+        if seconds > 0 and hashes > 0:
+            self._samples[impl].append(hashes / seconds)
+        if self._plan:
+            return None
+        return self._decide()
+
+    def _decide(self) -> Switch | None:
+        self._next_trial = self.clock() + self.explore_every
+        rates = {c: statistics.median(s) for c, s in self._samples.items() if s}
+        self.last_rates = rates
+        if self.current not in rates:
+            return None
+        best = max(rates, key=rates.get)
+        self._pruned = {c for c, r in rates.items() if r < PRUNE_BELOW * rates[best]}
+        if best == self.current or rates[best] <= rates[self.current] * (1 + self.margin):
+            self._pending = None
+            return None
+        if self._pending != best:
+            self._pending = best       # repeat the round at once to confirm
+            self._next_trial = self.clock()
+            return None
+        self._pending = None
+        switch = Switch(self.current, best, rates)
+        self.current = best
+        return switch
+
+    @staticmethod
+    def slice_nonces(nonce_rate: float) -> int:
+        """Nonces in one trial slice for a thread that scans ``nonce_rate`` nonces per second."""
+        return max(1 << 12, int(nonce_rate * SLICE_SECONDS))

@@ -1,0 +1,294 @@
+"""The choice of core code: the start-up trial, and the CPU device re-measuring and switching while it mines."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+
+import pytest
+
+import miner.core as core
+from miner.backends import cpu as cpu_backend
+from miner.backends.cpu import CPUDevice
+from miner.backends.cpu_choice import CodeChooser
+from miner.engine.backend import Work
+from miner.engine.job import Job
+from miner.sha256 import sha256d as dsha256
+from miner.stratum.codec import swap_words
+
+FAST = [n for n in core.implementations() if n != "portable"]
+needs_two = pytest.mark.skipif(len(FAST) < 2, reason="needs two usable non-portable implementations")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def run_trial(ch: CodeChooser, rate_of) -> object:
+    """Drive one whole trial round with scripted rates (hashes per CPU second)."""
+    switch = None
+    first = True
+    while first or ch.exploring:
+        first = False
+        impl = ch.next_impl()
+        switch = ch.record(impl, int(rate_of(impl)), 1.0) or switch
+    return switch
+
+
+def test_switches_to_the_faster_candidate_and_back():
+    clock = FakeClock()
+    ch = CodeChooser(["a", "b", "c"], "a", explore_every=10.0, clock=clock)
+    assert ch.next_impl() == "a"  # no trial before its time
+    clock.t = 10.0
+    rates = {"a": 100.0, "b": 150.0, "c": 90.0}
+    # A round that finds a faster code is repeated at once; the switch needs both.
+    assert run_trial(ch, rates.get) is None and ch.current == "a"
+    assert ch.next_impl() and ch.exploring  # the confirming round starts without waiting
+    sw = run_trial(ch, rates.get)
+    assert ch.current == "b" and (sw.old, sw.new) == ("a", "b")
+    assert sw.rates == {"a": 100.0, "b": 150.0, "c": 90.0}
+    # Between trials only the current code runs.
+    assert all(ch.next_impl() == "b" for _ in range(5)) and not ch.exploring
+    # The host changes: a is now faster by a clear margin, so the next trial goes back.
+    clock.t = 30.0
+    rates.update(a=200.0)
+    assert run_trial(ch, rates.get) is None
+    sw = run_trial(ch, rates.get)
+    assert ch.current == "a" and (sw.old, sw.new) == ("b", "a")
+
+
+def test_an_unconfirmed_winner_does_not_switch():
+    clock = FakeClock()
+    ch = CodeChooser(["a", "b"], "a", explore_every=10.0, clock=clock)
+    clock.t = 10.0
+    assert run_trial(ch, {"a": 100.0, "b": 150.0}.get) is None  # b wins once...
+    assert run_trial(ch, {"a": 100.0, "b": 99.0}.get) is None   # ...and not in the confirming round
+    assert ch.current == "a" and not ch.exploring
+    assert ch.next_impl() == "a"  # back to the normal interval
+
+
+def test_no_switch_inside_the_margin_and_medians_decide():
+    clock = FakeClock()
+    ch = CodeChooser(["a", "b"], "a", explore_every=1.0, margin=0.03, clock=clock)
+    clock.t = 5.0
+    assert run_trial(ch, {"a": 100.0, "b": 102.0}.get) is None and ch.current == "a"
+    # One lucky slice of b (an outlier) does not outvote two ordinary ones.
+    clock.t = 10.0
+    seen = {"b": 0}
+
+    def rate(impl):
+        if impl == "b":
+            seen["b"] += 1
+            return 500.0 if seen["b"] == 1 else 95.0
+        return 100.0
+    assert run_trial(ch, rate) is None and ch.current == "a"
+
+
+def test_trial_rounds_interleave_every_candidate():
+    clock = FakeClock()
+    ch = CodeChooser(["a", "b", "c"], "a", explore_every=1.0, rounds=3, clock=clock)
+    clock.t = 2.0
+    order = []
+    while True:
+        impl = ch.next_impl()
+        if not ch.exploring:
+            break
+        order.append(impl)
+        ch.record(impl, 100, 1.0)
+    assert sorted(order) == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    # Rotated: each pass starts with a different candidate.
+    assert order[0::3] == ["a", "b", "c"]
+
+
+def make_job(difficulty: float, version_mask: int = 0) -> Job:
+    return Job("c1", swap_words(bytes.fromhex("4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000")),
+               bytes.fromhex("0100000001000063"), bytes.fromhex("ffffffff0100f2052a01000000"),
+               (dsha256(b"c1"),), 0x20000000, 0x1D00FFFF, 0x504E86B9, True, b"\x08\x00\x00\x02", 4, difficulty,
+               version_mask=version_mask)
+
+
+class Ctx:
+    """Hands out consecutive slices of one job's nonce range, then stops; records hashes and submits."""
+
+    def __init__(self, job: Job, start: int, count: int, chunk: int) -> None:
+        self.job, self.pos, self.end, self.chunk = job, start, start + count, chunk
+        self.en2 = b"\x00\x00\x00\x01"
+        self.root = job.merkle_root(self.en2)
+        self.header = job.header(self.en2, merkle_root=self.root)
+        self.hashed = 0
+        self.submitted: list[tuple[int, int | None]] = []
+        self.lock = threading.Lock()
+
+    stopping = False
+    generation = 1
+
+    def next_work(self, nonce_count=1 << 32, *, timeout=None, version_rolling=False):
+        if self.pos >= self.end:
+            return None
+        n = min(self.chunk, self.end - self.pos)
+        mask = self.job.version_mask if version_rolling else 0
+        w = Work(self.job, self.en2, self.job.ntime, self.job.version, self.pos, n, 1, self.root, self.header,
+                 device_version_mask=mask)
+        self.pos += n
+        return w
+
+    def submit(self, work, nonce, *, version=None, claimed_target=None):
+        self.submitted.append((nonce, version))
+        return True
+
+    def hashes(self, n):
+        self.hashed += n
+
+    def add_generation_listener(self, fn):
+        pass
+
+
+def ref_hits(header: bytes, start: int, count: int, target: int) -> list[int]:
+    return [n for n in range(start, start + count)
+            if int.from_bytes(hashlib.sha256(hashlib.sha256(header[:76] + n.to_bytes(4, "little")).digest())
+                              .digest(), "little") <= target]
+
+
+class Scripted(CodeChooser):
+    """A chooser whose measured rates are replaced by a script that flips the winner every trial."""
+
+    def record(self, impl, hashes, seconds):
+        # Trials 1-2: the second candidate is faster (found, confirmed), 3-4: the first, ...
+        fast = self.candidates[((self._trials + 1) // 2) % 2]
+        return super().record(impl, 120 if impl == fast else 100, 1.0)
+
+
+@needs_two
+def test_switching_code_mid_work_neither_loses_nor_repeats_a_nonce(monkeypatch, caplog):
+    scanned: list[tuple[str, int, int]] = []
+    real = core.scan_abortable
+
+    def recording(header, start, count, target, *, abort=None, impl=None):
+        hits, nxt = real(header, start, count, target, abort=abort, impl=impl)
+        scanned.append((impl, start, nxt))
+        return hits, nxt
+    monkeypatch.setattr(cpu_backend.core, "scan_abortable", recording)
+    monkeypatch.setattr(cpu_backend.CodeChooser, "slice_nonces", staticmethod(lambda rate: 3001))
+    monkeypatch.setattr(cpu_backend, "MIN_CHUNK", 3001)  # trial slices before the first rate is known
+    job = make_job(difficulty=1 / 2 ** 24)  # about one hit in 256 nonces
+    start, count = 1_000_003, 200_000
+    ctx = Ctx(job, start, count, chunk=50_000)
+    dev = CPUDevice("cpu0")
+    dev.open()
+    dev.selftest()
+    dev.chooser = Scripted(dev._candidates[:2], dev._candidates[0], explore_every=0.0)
+    scanned.clear()  # the self-test's own scans
+    with caplog.at_level(logging.INFO, logger="miner.backends.cpu"):
+        dev.run(ctx)
+    # Contiguous, in order, each nonce once, and more than one code used.
+    spans = [(a, b) for _, a, b in scanned]
+    assert spans[0][0] == start and spans[-1][1] == start + count
+    assert all(b == a2 for (_, b), (a2, _) in zip(spans, spans[1:]))
+    assert len({impl for impl, _, _ in scanned}) == 2
+    assert ctx.hashed == count
+    assert [n for n, _ in ctx.submitted] == ref_hits(ctx.header, start, count, job.share_target)
+    switches = [r for r in caplog.records if "core " in r.getMessage() and "->" in r.getMessage()]
+    assert switches and all(r.levelno == logging.INFO for r in switches)
+    # Each switch is logged once: every second completed round (the confirming one) flipped the code.
+    completed = dev.chooser._trials - (1 if dev.chooser.exploring else 0)
+    assert completed >= 4 and len(switches) == completed // 2
+
+
+@needs_two
+def test_versions_follow_the_code_in_use(monkeypatch):
+    # With a version mask each slice hashes several versions where the code can.
+    job = make_job(difficulty=1 / 2 ** 20, version_mask=0x1FFFE000)
+    ctx = Ctx(job, 5_000, 60_000, chunk=20_000)
+    multi = [n for n in FAST if core.max_versions(n) > 1]
+    if not multi:
+        pytest.skip("no multi-version code here")
+    dev = CPUDevice("cpu0", multi[0])
+    dev.open()
+    dev.selftest()
+    dev.run(ctx)
+    assert ctx.hashed == 60_000 * 8
+    versions = [job.rolled_version(v << 13) for v in range(8)]
+    want = sorted((n, v) for v in versions
+                  for n in ref_hits(job.header(ctx.en2, version=v, merkle_root=ctx.root), 5_000, 60_000,
+                                    job.share_target))
+    assert sorted(ctx.submitted) == want
+
+
+@needs_two
+def test_a_candidate_failing_its_known_answer_is_never_used(monkeypatch, caplog):
+    bad = next(n for n in FAST if n != core.selected())  # the start-up code failing is fatal (tested below)
+    real = core.scan
+
+    def scan(header, start, count, target, *, impl=None):
+        hits = real(header, start, count, target, impl=impl)
+        return [] if impl == bad else hits  # as a broken kernel would: misses the genesis nonce
+    monkeypatch.setattr(cpu_backend.core, "scan", scan)
+    dev = CPUDevice("cpu0")
+    dev.open()
+    with caplog.at_level(logging.WARNING, logger="miner.backends.cpu"):
+        dev.selftest()
+    assert bad not in dev._candidates and any(bad in r.getMessage() for r in caplog.records)
+    if dev.chooser is not None:
+        assert bad not in dev.chooser.candidates
+        clock = FakeClock()
+        dev.chooser.clock = clock
+        dev.chooser.explore_every = 0.0
+        for _ in range(6):
+            clock.t += 10
+            run_trial(dev.chooser, lambda impl: 1000.0 if impl == bad else 100.0)
+            assert dev.chooser.current != bad
+
+
+def test_forced_code_never_adapts():
+    dev = CPUDevice("cpu0", "portable")
+    dev.open()
+    dev.selftest()
+    assert dev.chooser is None and dev.code == "portable"
+    assert dev.info()["model"] == "CPU portable"
+
+
+@needs_two
+def test_startup_trial_names_every_candidate_and_picks_a_usable_one(caplog, monkeypatch):
+    monkeypatch.delenv("MINER_CORE", raising=False)
+    monkeypatch.setattr(core, "_fastest", None)
+    with caplog.at_level(logging.INFO, logger="miner.core"):
+        name = core.select(None)
+    assert name in FAST
+    (line,) = [r.getMessage() for r in caplog.records if "selected" in r.getMessage()]
+    assert all(n in line for n in FAST) and "median" in line
+
+
+@needs_two
+def test_the_start_up_code_failing_its_known_answer_stops_the_device(monkeypatch):
+    from miner.errors import DeviceError
+    start = core.selected()
+    real = core.scan
+    monkeypatch.setattr(cpu_backend.core, "scan",
+                        lambda h, s, c, t, *, impl=None: [] if impl == start else real(h, s, c, t, impl=impl))
+    dev = CPUDevice("cpu0")
+    dev.open()
+    with pytest.raises(DeviceError, match="genesis-block known answer"):
+        dev.selftest()
+
+
+@needs_two
+def test_miner_core_in_the_environment_disables_adaptation(monkeypatch):
+    monkeypatch.setenv("MINER_CORE", FAST[-1])
+    monkeypatch.setattr(core, "_selected", None)
+    dev = CPUDevice("cpu0")
+    dev.open()
+    dev.selftest()
+    assert dev.chooser is None and dev.code == FAST[-1]
+
+
+@needs_two
+def test_codes_far_behind_in_the_start_up_trial_are_not_candidates(monkeypatch):
+    slow = next(n for n in FAST if n != core.selected())
+    monkeypatch.setattr(core, "_trial_medians", {n: (10.0 if n == slow else 100.0) for n in FAST})
+    dev = CPUDevice("cpu0")
+    dev.open()
+    assert slow not in dev._candidates and core.selected() in dev._candidates

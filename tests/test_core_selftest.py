@@ -1,0 +1,68 @@
+"""The C self-test rejects a deliberately broken kernel: the core's sources, one of them patched, in a small driver."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+import miner.core as core
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_avx512.c")
+DRIVER = ('#include <stdio.h>\n#include "core.h"\n'
+          "int main(void) {\n"
+          "    for (int i = 0; i < miner_impl_count(); i++) printf(\"%s %d\\n\", miner_impl_name(i), miner_impl_usable(i));\n"
+          "    return 0;\n}\n")
+# Word 7 of the last lane's second hash off by one: that lane's candidates are
+# then tested against the wrong value, so real hits are missed.
+BREAK_LAST_LANE = ("h7[v * L + l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;",
+                   "h7[v * L + l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7 + (l == L - 1);")
+# Every version hashed with the first one's midstate: only the multi-version path is wrong.
+BREAK_VERSIONS = ("const shani_ver *q = &vs[v];", "const shani_ver *q = &vs[0];")
+
+pytestmark = pytest.mark.skipif(not any(n.startswith("shani") for n in core.implementations()),
+                                reason="needs a CPU with SHA-NI (the broken kernels are SHA-NI code)")
+
+
+def usable_with(tmp_path: Path, patch: tuple[str, str] | None) -> dict[str, int]:
+    cc = shutil.which(sysconfig.get_config_var("CC").split()[0]) or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")  # pragma: no cover - the package build needs one anyway
+    src = tmp_path / "csrc"
+    shutil.copytree(ROOT / "csrc", src)
+    if patch is not None:
+        text = (src / "sha256_shani.c").read_text()
+        assert text.count(patch[0]) == 1, "the patch no longer matches csrc/sha256_shani.c"
+        (src / "sha256_shani.c").write_text(text.replace(patch[0], patch[1]))
+    (tmp_path / "main.c").write_text(DRIVER)
+    exe = tmp_path / "selftest"
+    res = subprocess.run([cc, "-O2", "-std=gnu11", "-Wno-unused-function", f"-I{src}", f"-I{ROOT / 'kernels'}",
+                          "-o", str(exe), str(tmp_path / "main.c"), *(str(src / f) for f in SOURCES)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120).stdout
+    return {name: int(flag) for name, flag in (ln.rsplit(" ", 1) for ln in out.splitlines())}
+
+
+@pytest.mark.slow
+def test_unpatched_sources_pass(tmp_path):
+    got = usable_with(tmp_path, None)
+    assert all(got[n] == 1 for n in ("shani(4-lane)", "shani(3-lane)", "shani(2-lane)", "shani(1-lane)", "portable"))
+
+
+@pytest.mark.slow
+def test_a_wrong_lane_fails_the_self_test(tmp_path):
+    got = usable_with(tmp_path, BREAK_LAST_LANE)
+    assert got["shani(4-lane)"] == 0 and got["shani(3-lane)"] == 0
+    assert got["shani(1-lane)"] == 1 and got["portable"] == 1  # untouched code still passes
+
+
+@pytest.mark.slow
+def test_a_wrong_multi_version_path_fails_the_self_test(tmp_path):
+    got = usable_with(tmp_path, BREAK_VERSIONS)
+    # The plain scans (one version) are right; the version check catches the rest.
+    assert got["shani(4-lane)"] == 0 and got["shani(3-lane)"] == 0
+    assert got["shani(2-lane)"] == 1 and got["shani(1-lane)"] == 1 and got["portable"] == 1
