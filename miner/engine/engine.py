@@ -388,21 +388,15 @@ class Engine:
                                           "model": st.info.get("model", "")})
                 dev.run(ctx)
                 return
-            except NoSuchDevice as exc:
-                if st.status == "starting":  # never opened: retrying a path that is not there helps nobody
+            except (NoSuchDevice, DeviceGone) as exc:
+                if isinstance(exc, NoSuchDevice) and st.status == "starting":
+                    # never opened: retrying a path that is not there helps nobody
                     st.status = "dead"
                     st.last_error = str(exc)
                     log.error("%s: %s", dev.name, exc)
                     self._on_event("device", {"device": dev.name, "state": "dead", "detail": str(exc)})
                     self._check_all_dead()
                     return
-                attempts += 1
-                st.restarts += 1
-                st.status = "sick"
-                st.last_error = str(exc)
-                log.warning("%s: device gone (%s)%s", dev.name, exc, self._retry_note(attempts))
-                self._on_event("device", {"device": dev.name, "state": "gone", "detail": str(exc)})
-            except DeviceGone as exc:
                 attempts += 1
                 st.restarts += 1
                 st.status = "sick"

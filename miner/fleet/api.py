@@ -470,6 +470,22 @@ def encode(obj: dict[str, Any]) -> bytes:
     return json.dumps(finite_json(obj), separators=(",", ":"), allow_nan=False).encode() + b"\0"
 
 
+def listen_socket(what: str, bind: str, port: int) -> socket.socket:
+    """A non-blocking listening TCP socket on bind:port (IPv6 when bind has a colon); a port in use or
+    an address this host lacks is one ConfigError line naming ``what``."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bind, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"{what} cannot listen on {bind}:{port}: {e.strerror or e}") from e
+    sock.listen(64)
+    sock.setblocking(False)
+    return sock
+
+
 def finite_json(v: Any) -> Any:
     """NaN and infinities (a broken sensor) become null: JSON clients cannot parse them."""
     if isinstance(v, float):
@@ -498,16 +514,7 @@ class ApiServer:
         self.port = 0
 
     def start(self) -> "ApiServer":
-        family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.bind, self.requested_port))
-        except OSError as e:
-            sock.close()
-            raise ConfigError(f"API cannot listen on {self.bind}:{self.requested_port}: {e.strerror or e}") from e
-        sock.listen(64)
-        sock.setblocking(False)
+        sock = listen_socket("API", self.bind, self.requested_port)
         self._sock = sock
         self.port = sock.getsockname()[1]
         self._thread = threading.Thread(target=self._accept_loop, name="api", daemon=True)

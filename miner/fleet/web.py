@@ -44,7 +44,7 @@ from miner.engine.stats import HISTORY_INTERVAL_S, DeviceSnapshot, MinerControl,
 from miner.fleet.curtail import Curtailer
 from miner.fleet.power import efficiency_hashrate, joules_per_terahash
 from miner.units import port_number
-from miner.fleet.api import finite_json
+from miner.fleet.api import finite_json, listen_socket
 
 log = logging.getLogger(__name__)
 
@@ -241,17 +241,7 @@ class WebServer:
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> "WebServer":
-        family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.bind, self.requested_port))
-        except OSError as e:
-            sock.close()
-            raise ConfigError(f"web dashboard cannot listen on {self.bind}:{self.requested_port}: "
-                              f"{e.strerror or e}") from e
-        sock.listen(64)
-        sock.setblocking(False)
+        sock = listen_socket("web dashboard", self.bind, self.requested_port)
         self.port = sock.getsockname()[1]
         ready = threading.Event()
         failed: list[BaseException] = []
