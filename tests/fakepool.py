@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import ssl
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable
@@ -67,6 +68,7 @@ class Client:
     subscribed: bool = False
     version_mask: int = 0
     jobs: dict[str, FakeJob] = field(default_factory=dict)
+    retired: dict[str, float] = field(default_factory=dict)   # job id -> when a clean job replaced it
     difficulty: float = 1.0
     closed: bool = False
     job_sent: bool = False
@@ -83,6 +85,8 @@ class Client:
         if job.difficulty != self.difficulty:
             self.set_difficulty(job.difficulty)
         if clean:
+            now = time.monotonic()
+            self.retired.update((job_id, now) for job_id in self.jobs)
             self.jobs.clear()
         self.jobs[job.job_id] = job
         self.send({"id": None, "method": "mining.notify", "params": job.params(clean)})
@@ -106,6 +110,8 @@ class Client:
         _, job_id, en2, ntime, nonce = params[:5]
         job = self.jobs.get(job_id)
         if job is None:
+            if job_id in self.retired:  # how long after the clean job this share for the old one came
+                self.pool.stale_lateness.append(time.monotonic() - self.retired[job_id])
             return False, [21, "Job not found (=stale)", None]
         if len(en2) != 2 * self.extranonce2_size:
             return False, [20, "bad extranonce2 size", None]
@@ -156,6 +162,7 @@ class FakePool:
         self.accepted: list[list] = []
         self.accepted_at: list[float] = []                              # loop time of each accept
         self.rejected: list[tuple[list, Any]] = []
+        self.stale_lateness: list[float] = []   # s between a clean job and a share for the job it replaced
         self.job = make_job(1, difficulty)
         self.port = 0
         self.on_message: Callable[[Client, dict], bool] | None = None   # return True if handled
