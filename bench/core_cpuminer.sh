@@ -164,10 +164,10 @@ int main(int argc, char **argv) {
 EOF
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 # The project's core with the package's own flags (no -march=native).
-for f in dispatch sha256_portable sha256_avx2 sha256_shani sha256_avx512 sha256_armv8; do
+for f in dispatch sha256_portable sha256_avx2 sha256_shani sha256_shani_vex sha256_avx512 sha256_armv8; do
     gcc -O3 -std=gnu11 -c -I"$HERE/csrc" -I"$HERE/kernels" -o "$OUT/$f.o" "$HERE/csrc/$f.c"
 done
-OBJS="$OUT/dispatch.o $OUT/sha256_portable.o $OUT/sha256_avx2.o $OUT/sha256_shani.o $OUT/sha256_avx512.o $OUT/sha256_armv8.o"
+OBJS="$OUT/dispatch.o $OUT/sha256_portable.o $OUT/sha256_avx2.o $OUT/sha256_shani.o $OUT/sha256_shani_vex.o $OUT/sha256_avx512.o $OUT/sha256_armv8.o"
 gcc -O3 -march=native -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_avx512" "$OUT/h2h.c" $OBJS $FILES
 gcc -O3 -march=native -mno-avx512f -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_sha" "$OUT/h2h.c" $OBJS $FILES
 gcc -O3 -march=native -mno-avx512f -mno-sha -I"$SRC" -I"$HERE/csrc" -Wno-pointer-sign -o "$OUT/h2h_avx2" "$OUT/h2h.c" $OBJS $FILES

@@ -28,7 +28,7 @@ def core_declarations(path: str = os.path.join(HERE, "core.h")) -> str:
 ffibuilder = FFI()
 ffibuilder.cdef(core_declarations())
 
-SOURCES = ["dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_avx512.c", "sha256_armv8.c"]
+SOURCES = ["dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_shani_vex.c", "sha256_avx512.c", "sha256_armv8.c"]
 
 ffibuilder.set_source(
     "miner.core._sha256d",

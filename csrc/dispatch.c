@@ -44,13 +44,22 @@ static int cpu_shani(void) {
     return (r1[2] >> 9 & 1) && (r1[2] >> 19 & 1) && (r7[1] >> 29 & 1);
 }
 
+/* AVX: 1:ECX[28] with OSXSAVE (1:ECX[27]) and the OS saving XMM and YMM state
+ * (XCR0 bits 1 and 2). The VEX-encoded SHA-NI code needs only AVX's 128-bit
+ * forms, but the OS must still enable the AVX state for them to run. */
+static int cpu_avx(void) {
+    uint32_t r1[4];
+    cpuid_regs(1, 0, r1);
+    return (r1[2] >> 27 & 1) && (r1[2] >> 28 & 1) && (xgetbv0() & 6) == 6;
+}
+
+static int cpu_shani_vex(void) { return cpu_shani() && cpu_avx(); }
+
 /* AVX2: CPUID.7.0:EBX[5], AVX (1:ECX[28]) and OSXSAVE (1:ECX[27]), and the OS
  * must have enabled XMM and YMM state in XCR0 (bits 1 and 2). */
 static int cpu_avx2(void) {
-    uint32_t r1[4], r7[4];
-    cpuid_regs(1, 0, r1);
-    if (!(r1[2] >> 27 & 1) || !(r1[2] >> 28 & 1)) return 0;
-    if ((xgetbv0() & 6) != 6) return 0;
+    uint32_t r7[4];
+    if (!cpu_avx()) return 0;
     cpuid_regs(7, 0, r7);
     return r7[1] >> 5 & 1;
 }
@@ -90,6 +99,13 @@ static int cpu_armv8_sha2(void) { return 1; }
  * choice is measured among them (miner/core/__init__.py). */
 static const miner_impl IMPLS[] = {
 #if defined(MINER_X86)
+    /* The VEX builds first: on a CPU with AVX they are the same code with
+     * fewer instructions, and the automatic choice skips the SSE build of a
+     * lane count whose VEX build is usable (miner/core/__init__.py). */
+    {"shani(4-lane,vex)", miner_scan_shani4_vex, cpu_shani_vex, miner_scan_shani4_versions_vex},
+    {"shani(3-lane,vex)", miner_scan_shani3_vex, cpu_shani_vex, miner_scan_shani3_versions_vex},
+    {"shani(2-lane,vex)", miner_scan_shani2_vex, cpu_shani_vex},
+    {"shani(1-lane,vex)", miner_scan_shani1_vex, cpu_shani_vex},
     {"shani(4-lane)", miner_scan_shani4, cpu_shani, miner_scan_shani4_versions},
     {"shani(3-lane)", miner_scan_shani3, cpu_shani, miner_scan_shani3_versions},
     {"shani(2-lane)", miner_scan_shani2, cpu_shani},

@@ -110,6 +110,19 @@ int miner_scan_shani3_versions(const miner_work *w, int nv, uint32_t start, uint
                                uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_shani4_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
                                uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+/* The same SHA-NI code VEX-encoded (sha256_shani_vex.c), for CPUs with AVX too. */
+int miner_scan_shani1_vex(const miner_work *w, uint32_t start, uint64_t count,
+                          uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_shani2_vex(const miner_work *w, uint32_t start, uint64_t count,
+                          uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_shani3_vex(const miner_work *w, uint32_t start, uint64_t count,
+                          uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_shani4_vex(const miner_work *w, uint32_t start, uint64_t count,
+                          uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_shani3_versions_vex(const miner_work *w, int nv, uint32_t start, uint64_t count,
+                                   uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_shani4_versions_vex(const miner_work *w, int nv, uint32_t start, uint64_t count,
+                                   uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_avx2_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
                              uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 #endif

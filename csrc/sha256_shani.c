@@ -3,6 +3,8 @@
  * nonces interleaved so that independent lanes fill the latency of each
  * round instruction. Every function here carries target("sha,sse4.1"); the
  * dispatcher calls them only after CPUID reports SHA, SSSE3 and SSE4.1.
+ * sha256_shani_vex.c builds the same code a second time for CPUs with AVX
+ * (target("sha,avx"), function names ending in _vex).
  *
  * State layout (the instructions' own): S0 = ABEF (dword 3..0 = A, B, E, F),
  * S1 = CDGH. SHA256RNDS2 does two rounds with K+W from the low 64 bits of its
@@ -21,8 +23,18 @@
 #define SHA256_U32 uint32_t
 #include "sha256_common.h"
 
-#define SHANI_ATTR __attribute__((target("sha,sse4.1")))
-#define SHANI_INLINE static inline __attribute__((always_inline, target("sha,sse4.1")))
+/* csrc/sha256_shani_vex.c compiles this file again with SHANI_VEX: the same
+ * code with the non-SHA instructions VEX-encoded (three operands), for CPUs
+ * with AVX. */
+#ifdef SHANI_VEX
+#define SHANI_TARGET "sha,avx"
+#define SHANI_FN(name) name##_vex
+#else
+#define SHANI_TARGET "sha,sse4.1"
+#define SHANI_FN(name) name
+#endif
+#define SHANI_ATTR __attribute__((target(SHANI_TARGET)))
+#define SHANI_INLINE static inline __attribute__((always_inline, target(SHANI_TARGET)))
 
 typedef struct {
     __m128i h1_abef2, h1_cdgh2; /* first hash state after rounds 0-1 */
@@ -39,9 +51,9 @@ typedef struct {
     __m128i k[16];              /* K grouped by four */
 } shani_pre;
 
-static inline __m128i abef(const uint32_t s[8]) { return _mm_set_epi32((int)s[0], (int)s[1], (int)s[4], (int)s[5]); }
-static inline __m128i cdgh(const uint32_t s[8]) { return _mm_set_epi32((int)s[2], (int)s[3], (int)s[6], (int)s[7]); }
-static inline __m128i words(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
+SHANI_INLINE __m128i abef(const uint32_t s[8]) { return _mm_set_epi32((int)s[0], (int)s[1], (int)s[4], (int)s[5]); }
+SHANI_INLINE __m128i cdgh(const uint32_t s[8]) { return _mm_set_epi32((int)s[2], (int)s[3], (int)s[6], (int)s[7]); }
+SHANI_INLINE __m128i words(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
     return _mm_set_epi32((int)w3, (int)w2, (int)w1, (int)w0);
 }
 
@@ -103,6 +115,37 @@ SHANI_INLINE void shani_prepare(const miner_work *w, shani_pre *p) {
                 G[l][((gi) - 1) & 3]);                                         \
     } while (0)
 
+/* One schedule group and its four rounds for one lane, all in registers: w4
+ * (group g-4, dead after this) becomes group g from w3, w2, w1 (groups g-3,
+ * g-2, g-1); K+W goes to xmm0 for SHA256RNDS2. Written out because the
+ * compiler, left to the intrinsics, adds a register copy for almost every
+ * two-operand instruction: 10 instructions per group here (8 VEX-encoded),
+ * about 14 from the compiler. last_ = 1 runs rounds 4g, 4g+1 only. */
+#ifdef SHANI_VEX
+#define SHANI_GRP_ALIGN "vpalignr $4, %[w2], %[w1], %[t]\n\t"
+#define SHANI_GRP_KW "vpaddd %[kk], %[w4], %%xmm0\n\t"
+#else
+#define SHANI_GRP_ALIGN "movdqa %[w1], %[t]\n\tpalignr $4, %[w2], %[t]\n\t"
+#define SHANI_GRP_KW "movdqa %[w4], %%xmm0\n\tpaddd %[kk], %%xmm0\n\t"
+#endif
+#define SHANI_GRP(s0_, s1_, w4_, w3_, w2_, w1_, k_, last_)                     \
+    do {                                                                       \
+        __m128i t_;                                                            \
+        __asm__("sha256msg1 %[w3], %[w4]\n\t"                                  \
+                SHANI_GRP_ALIGN                                                \
+                "paddd %[t], %[w4]\n\t"                                        \
+                "sha256msg2 %[w1], %[w4]\n\t"                                  \
+                SHANI_GRP_KW                                                   \
+                "sha256rnds2 %%xmm0, %[a], %[c]\n\t"                           \
+                ".if " #last_ " == 0\n\t"                                      \
+                "pshufd $0x0e, %%xmm0, %%xmm0\n\t"                             \
+                "sha256rnds2 %%xmm0, %[c], %[a]\n\t"                           \
+                ".endif"                                                       \
+                : [a] "+x"(s0_), [c] "+x"(s1_), [w4] "+x"(w4_), [t] "=&x"(t_)   \
+                : [w3] "x"(w3_), [w2] "x"(w2_), [w1] "x"(w1_), [kk] "m"(k_)    \
+                : "xmm0");                                                     \
+    } while (0)
+
 SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, const int L) {
     __m128i S0[4], S1[4], G[4][4], kw[4], m1[4];
 
@@ -123,8 +166,14 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
         UNROLL for (int l = 0; l < L; l++) kw[l] = p->h1_kw[gi];
         RND4(L, kw);
     }
-    /* Rounds 16-63 with the schedule. */
+    /* Rounds 16-63 with the schedule: groups 4-6 see constant words. */
     UNROLL for (int gi = 4; gi < 16; gi++) {
+        if (gi >= 7) {
+            UNROLL for (int l = 0; l < L; l++)
+                SHANI_GRP(S0[l], S1[l], G[l][gi & 3], G[l][(gi + 1) & 3], G[l][(gi + 2) & 3],
+                          G[l][(gi + 3) & 3], p->k[gi], 0);
+            continue;
+        }
         UNROLL for (int l = 0; l < L; l++) {
             if (gi == 5) m1[l] = p->h1_msg1_12;
             else if (gi == 6) m1[l] = p->h1_msg1_23;
@@ -155,6 +204,17 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
         RND4(L, kw);
     }
     UNROLL for (int gi = 4; gi < 16; gi++) {
+        if (gi == 5 || gi >= 7) {
+            UNROLL for (int l = 0; l < L; l++) {
+                if (gi < 15) /* rounds 60-61 only in group 15: F of the new ABEF is e after round 60 */
+                    SHANI_GRP(S0[l], S1[l], G[l][gi & 3], G[l][(gi + 1) & 3], G[l][(gi + 2) & 3],
+                              G[l][(gi + 3) & 3], p->k[gi], 0);
+                else
+                    SHANI_GRP(S0[l], S1[l], G[l][gi & 3], G[l][(gi + 1) & 3], G[l][(gi + 2) & 3],
+                              G[l][(gi + 3) & 3], p->k[gi], 1);
+            }
+            continue;
+        }
         UNROLL for (int l = 0; l < L; l++)
             m1[l] = gi == 6 ? p->h2_msg1_23 : _mm_sha256msg1_epu32(G[l][gi & 3], G[l][(gi + 1) & 3]);
         if (gi == 4) {
@@ -164,12 +224,7 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
             SCHED(L, gi, m1[l]);
         }
         UNROLL for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi & 3], p->k[gi]);
-        if (gi < 15) {
-            RND4(L, kw);
-        } else {
-            /* Rounds 60-61 only: F of the new ABEF is e after round 60. */
-            UNROLL for (int l = 0; l < L; l++) S1[l] = _mm_sha256rnds2_epu32(S1[l], S0[l], kw[l]);
-        }
+        RND4(L, kw);
     }
     UNROLL for (int l = 0; l < L; l++) h7[l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;
 }
@@ -199,7 +254,7 @@ typedef struct {
     __m128i mid_abef, mid_cdgh, abef2;
 } shani_ver;
 
-static inline void shani_ver_from(const shani_pre *p, shani_ver *v) {
+SHANI_INLINE void shani_ver_from(const shani_pre *p, shani_ver *v) {
     v->mid_abef = p->h1_mid_abef;
     v->mid_cdgh = p->h1_mid_cdgh;
     v->abef2 = p->h1_abef2;
@@ -387,8 +442,8 @@ SHANI_INLINE void shani_lanes_m(const shani_pre *p, const shani_ver *vs, int nv,
 #define SHANI_M_LANES_4(n0, h7) SHANI_M_CALL(&ver, 1, n0, h7, 4)
 /* With two lanes the older statement-interleaved code (shani_lanes) is as
  * fast: its registers suffice. */
-SHANI_M_SCAN(miner_scan_shani3, 3)
-SHANI_M_SCAN(miner_scan_shani4, 4)
+SHANI_M_SCAN(SHANI_FN(miner_scan_shani3), 3)
+SHANI_M_SCAN(SHANI_FN(miner_scan_shani4), 4)
 
 /* Several versions (1..MINER_MAX_VERSIONS) of one header, L nonces at a time;
  * the contract of miner_scan_versions_fn (impl.h). */
@@ -409,8 +464,8 @@ SHANI_M_SCAN(miner_scan_shani4, 4)
     }
 /* No two-lane version scan: with two lanes the shared schedule did not pay
  * (measured per hash, x8 versions against the plain 2-lane code, equal within noise). */
-SHANI_M_VSCAN(miner_scan_shani3_versions, 3)
-SHANI_M_VSCAN(miner_scan_shani4_versions, 4)
+SHANI_M_VSCAN(SHANI_FN(miner_scan_shani3_versions), 3)
+SHANI_M_VSCAN(SHANI_FN(miner_scan_shani4_versions), 4)
 
 #define SHANI_SCAN(name, L)                                                    \
     SHANI_ATTR int name(const miner_work *w, uint32_t start, uint64_t count,   \
@@ -423,6 +478,6 @@ SHANI_M_VSCAN(miner_scan_shani4_versions, 4)
 #define SHANI_LANES_1(n0, h7) shani_lanes(&pre, n0, h7, 1)
 #define SHANI_LANES_2(n0, h7) shani_lanes(&pre, n0, h7, 2)
 
-SHANI_SCAN(miner_scan_shani1, 1)
-SHANI_SCAN(miner_scan_shani2, 2)
+SHANI_SCAN(SHANI_FN(miner_scan_shani1), 1)
+SHANI_SCAN(SHANI_FN(miner_scan_shani2), 2)
 #endif

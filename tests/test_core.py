@@ -51,6 +51,8 @@ def test_every_compiled_implementation_is_usable_here():
         flags = Path("/proc/cpuinfo").read_text().split()
         if "sha_ni" in flags:
             assert {"shani(4-lane)", "shani(3-lane)", "shani(2-lane)", "shani(1-lane)"} <= set(IMPLS)
+            if "avx" in flags:
+                assert {"shani(4-lane,vex)", "shani(3-lane,vex)", "shani(2-lane,vex)", "shani(1-lane,vex)"} <= set(IMPLS)
         if "avx2" in flags:
             assert "avx2(8-way)" in IMPLS
         if "avx512f" in flags and "avx512bw" in flags:

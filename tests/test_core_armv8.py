@@ -22,7 +22,7 @@ from test_core import ALL, VECTORS, ref_hash, ref_scan
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
-SOURCES = ["dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_avx512.c",
+SOURCES = ["dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_shani_vex.c", "sha256_avx512.c",
            "sha256_armv8.c"]
 ARMV8 = ["armv8(2-lane)", "armv8(1-lane)"]
 CC, QEMU = shutil.which("aarch64-linux-gnu-gcc"), shutil.which("qemu-aarch64")

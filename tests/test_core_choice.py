@@ -16,7 +16,7 @@ from miner.engine.job import Job
 from miner.sha256 import sha256d as dsha256
 from miner.stratum.codec import swap_words
 
-FAST = [n for n in core.implementations() if n != "portable"]
+FAST = core.candidates()
 needs_two = pytest.mark.skipif(len(FAST) < 2, reason="needs two usable non-portable implementations")
 
 
@@ -252,6 +252,20 @@ def test_forced_code_never_adapts():
 
 
 @needs_two
+def test_candidates_leave_out_portable_and_an_sse_build_whose_vex_build_runs():
+    usable = core.implementations()
+    assert FAST and set(FAST) <= set(usable)
+    if len(usable) > 1:
+        assert "portable" not in FAST
+    for name in usable:
+        if name.endswith(",vex)"):
+            assert name in FAST and name.replace(",vex)", ")") not in FAST
+    # Naming the SSE build still runs it: it is usable, only not weighed by the automatic choice.
+    sse = [n for n in usable if n.replace(")", ",vex)") in usable]
+    if sse:
+        assert core.resolve(sse[0]) == sse[0]
+
+
 def test_startup_trial_names_every_candidate_and_picks_a_usable_one(caplog, monkeypatch):
     monkeypatch.delenv("MINER_CORE", raising=False)
     monkeypatch.setattr(core, "_fastest", None)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE_FILES = [
     "setup.py", "pyproject.toml", "csrc/build_core.py", "csrc/core.h", "csrc/impl.h", "csrc/dispatch.c",
     "csrc/sha256d_lanes.h", "csrc/sha256_portable.c", "csrc/sha256_avx2.c", "csrc/sha256_avx512.c",
-    "csrc/sha256_shani.c", "kernels/sha256_common.h", "miner/core/__init__.py",
+    "csrc/sha256_shani.c", "csrc/sha256_shani_vex.c", "kernels/sha256_common.h", "miner/core/__init__.py",
 ]
 
 CHECK = """
@@ -78,7 +78,8 @@ def test_portable_only_build_compiles_and_links(tmp_path):
         "    return n == 1 ? 0 : 1;\n}\n"
     )
     sources = [str(ROOT / "csrc" / f) for f in
-               ("dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_avx512.c")]
+               ("dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_shani_vex.c",
+                "sha256_avx512.c")]
     exe = tmp_path / "portable_only"
     res = subprocess.run([cc, "-O1", "-std=gnu11", "-Wall", "-Wno-unused-function",
                           "-DMINER_PORTABLE_ONLY", f"-I{ROOT / 'csrc'}", f"-I{ROOT / 'kernels'}",

@@ -11,7 +11,14 @@ import pytest
 import miner.core as core
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_avx512.c")
+SOURCES = ("dispatch.c", "sha256_portable.c", "sha256_avx2.c", "sha256_shani.c", "sha256_shani_vex.c", "sha256_avx512.c")
+# sha256_shani_vex.c compiles sha256_shani.c again VEX-encoded: a patch breaks both builds.
+AVX = "avx" in Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else False
+
+
+def names(*lanes: str) -> list[str]:
+    """The SHA-NI codes with these lane counts, in both builds where the CPU has AVX."""
+    return [f"shani({n})" for n in lanes] + ([f"shani({n},vex)" for n in lanes] if AVX else [])
 DRIVER = ('#include <stdio.h>\n#include "core.h"\n'
           "int main(void) {\n"
           "    for (int i = 0; i < miner_impl_count(); i++) printf(\"%s %d\\n\", miner_impl_name(i), miner_impl_usable(i));\n"
@@ -20,6 +27,9 @@ DRIVER = ('#include <stdio.h>\n#include "core.h"\n'
 # then tested against the wrong value, so real hits are missed.
 BREAK_LAST_LANE = ("h7[v * L + l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;",
                    "h7[v * L + l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7 + (l == L - 1);")
+# The hand-written schedule group of the 1- and 2-lane code fed the wrong group: a
+# wrong message schedule from group 7 on.
+BREAK_GROUP = ("sha256msg2 %[w1], %[w4]", "sha256msg2 %[w2], %[w4]")
 # Every version hashed with the first one's midstate: only the multi-version path is wrong.
 BREAK_VERSIONS = ("const shani_ver *q = &vs[v];", "const shani_ver *q = &vs[0];")
 
@@ -50,19 +60,26 @@ def usable_with(tmp_path: Path, patch: tuple[str, str] | None) -> dict[str, int]
 @pytest.mark.slow
 def test_unpatched_sources_pass(tmp_path):
     got = usable_with(tmp_path, None)
-    assert all(got[n] == 1 for n in ("shani(4-lane)", "shani(3-lane)", "shani(2-lane)", "shani(1-lane)", "portable"))
+    assert all(got[n] == 1 for n in [*names("4-lane", "3-lane", "2-lane", "1-lane"), "portable"])
 
 
 @pytest.mark.slow
 def test_a_wrong_lane_fails_the_self_test(tmp_path):
     got = usable_with(tmp_path, BREAK_LAST_LANE)
-    assert got["shani(4-lane)"] == 0 and got["shani(3-lane)"] == 0
-    assert got["shani(1-lane)"] == 1 and got["portable"] == 1  # untouched code still passes
+    assert all(got[n] == 0 for n in names("4-lane", "3-lane"))
+    assert all(got[n] == 1 for n in [*names("1-lane"), "portable"])  # untouched code still passes
 
 
 @pytest.mark.slow
 def test_a_wrong_multi_version_path_fails_the_self_test(tmp_path):
     got = usable_with(tmp_path, BREAK_VERSIONS)
     # The plain scans (one version) are right; the version check catches the rest.
-    assert got["shani(4-lane)"] == 0 and got["shani(3-lane)"] == 0
-    assert got["shani(2-lane)"] == 1 and got["shani(1-lane)"] == 1 and got["portable"] == 1
+    assert all(got[n] == 0 for n in names("4-lane", "3-lane"))
+    assert all(got[n] == 1 for n in [*names("2-lane", "1-lane"), "portable"])
+
+
+@pytest.mark.slow
+def test_a_wrong_schedule_group_fails_the_self_test(tmp_path):
+    got = usable_with(tmp_path, BREAK_GROUP)
+    assert all(got[n] == 0 for n in names("2-lane", "1-lane"))
+    assert all(got[n] == 1 for n in [*names("4-lane", "3-lane"), "portable"])

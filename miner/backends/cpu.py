@@ -55,7 +55,7 @@ class CPUDevice(Device):
                 # Codes far behind in the start-up trial (AVX2 next to SHA-NI) are not worth a trial slice.
                 rates = core.trial_rates()
                 top = max(rates.values(), default=0.0)
-                names += [n for n in core.implementations() if n != self._impl_name and n != "portable"
+                names += [n for n in core.candidates() if n != self._impl_name
                           and rates.get(n, top) >= START_TRIAL_KEEP * top]
             self._max_versions = {n: core.max_versions(n) for n in names}
         except CoreError as exc:

@@ -97,6 +97,31 @@ def implementations() -> list[str]:
     return [names[i] for i in _usable_indices()]
 
 
+def _vex_twin(name: str) -> str:
+    """The VEX build's name of an SSE-encoded SHA-NI code: "shani(4-lane)" -> "shani(4-lane,vex)"."""
+    return name[:-1] + ",vex)" if name.endswith(")") and not name.endswith(",vex)") else ""
+
+
+def _candidate_indices() -> list[int]:
+    usable = _usable_indices()
+    names = _all_names()
+    have = {names[i] for i in usable}
+    # The VEX build of a code is the same hashing with fewer instructions; its
+    # SSE twin is never faster, so it is not worth a trial slice.
+    cands = [i for i in usable if _base(names[i]) != "portable" and _vex_twin(names[i]) not in have]
+    return cands or usable
+
+
+def candidates() -> list[str]:
+    """The codes the automatic choice measures, at start-up and while mining (a subset of implementations()).
+
+    Portable C only when nothing else is usable; an SSE-encoded SHA-NI code not
+    when its VEX build runs here.
+    """
+    names = _all_names()
+    return [names[i] for i in _candidate_indices()]
+
+
 def _index_of(name: str) -> int:
     names = _all_names()
     matches = [i for i, full in enumerate(names) if name in (full, _base(full))]
@@ -120,12 +145,12 @@ def _measure_fastest() -> int:
     time (time.thread_time, so being descheduled does not count); after two
     rounds candidates slower than _TRIAL_PRUNE of the best drop out; the
     median over _TRIAL_ROUNDS rounds decides. About 0.2 s with SHA-NI here.
-    Portable C is a candidate only when nothing else is usable. The CPU device
-    keeps re-measuring while it mines (miner.backends.cpu_choice).
+    The candidates are candidates(). The CPU device keeps re-measuring while it
+    mines (miner.backends.cpu_choice).
     """
     lib = _need_lib()
     names = _all_names()
-    cands = [i for i in _usable_indices() if _base(names[i]) != "portable"] or _usable_indices()
+    cands = _candidate_indices()
     if len(cands) == 1:
         return cands[0]
     header = bytes(range(80))
