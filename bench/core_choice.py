@@ -2,7 +2,7 @@
 choice against the same command with each code forced (--core), interleaved run by run.
 
     python bench/core_choice.py [--starts 10] [--time-limit 20] [--threads 2]
-                                [--core "shani(4-lane)" --core "shani(3-lane)" --core "shani(2-lane)" ...]
+                                [--core "shani(4-lane,vex)" --core "shani(2-lane,vex)" ...]
 
 Each run's rate is the miner's own final hashrate report (--json, "total" "av":
 hashes over the run), and the same per CPU second of the miner process
@@ -58,6 +58,12 @@ def run_once(core: str | None, seconds: float, threads: int) -> tuple[float, flo
 run_once.cpu_before = 0.0
 
 
+def _default_codes() -> list[str]:
+    import miner.core as core
+    codes = [c for c in core.candidates() if (core.lane_count(c) or 0) >= 2]
+    return codes or core.candidates()[:3]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--starts", type=int, default=10)
@@ -66,7 +72,8 @@ def main() -> int:
     ap.add_argument("--core", action="append", default=None, metavar="NAME")
     ap.add_argument("--json", metavar="FILE", help="also write every run to FILE")
     args = ap.parse_args()
-    fixed = args.core or ["shani(4-lane)", "shani(3-lane)", "shani(2-lane)"]
+    # By default the SHA-NI candidates of the automatic choice with 2 or more lanes.
+    fixed = args.core or _default_codes()
     runs: list[dict] = []
     for i in range(args.starts):
         for core in (None, fixed[i % len(fixed)]):

@@ -146,6 +146,54 @@ SHANI_INLINE void shani_prepare(const miner_work *w, shani_pre *p) {
                 : "xmm0");                                                     \
     } while (0)
 
+/* The second hash of L lanes whose first hash ended in S0/S1 (after the
+ * feed-forward), schedule window in registers: 6 registers a lane, so for one
+ * or two lanes. h7[l] receives word 7 of lane l's result. */
+SHANI_INLINE void shani_hash2_regs(const shani_pre *p, const __m128i *A, const __m128i *C, uint32_t *h7,
+                                   const int L) {
+    __m128i S0[4], S1[4], G[4][4], kw[4], m1[4];
+    UNROLL for (int l = 0; l < L; l++) {
+        G[l][0] = _mm_shuffle_epi32(_mm_unpackhi_epi64(C[l], A[l]), 0x1B); /* A B C D */
+        G[l][1] = _mm_shuffle_epi32(_mm_unpacklo_epi64(C[l], A[l]), 0x1B); /* E F G H */
+        G[l][2] = p->h2_g2;
+        G[l][3] = p->h2_g3;
+        S0[l] = p->h2_iv_abef;
+        S1[l] = p->h2_iv_cdgh;
+    }
+    UNROLL for (int gi = 0; gi < 2; gi++) {
+        UNROLL for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi], p->k[gi]);
+        RND4(L, kw);
+    }
+    UNROLL for (int gi = 2; gi < 4; gi++) {
+        UNROLL for (int l = 0; l < L; l++) kw[l] = p->h2_kw[gi];
+        RND4(L, kw);
+    }
+    UNROLL for (int gi = 4; gi < 16; gi++) {
+        if (gi == 5 || gi >= 7) {
+            UNROLL for (int l = 0; l < L; l++) {
+                if (gi < 15) /* rounds 60-61 only in group 15: F of the new ABEF is e after round 60 */
+                    SHANI_GRP(S0[l], S1[l], G[l][gi & 3], G[l][(gi + 1) & 3], G[l][(gi + 2) & 3],
+                              G[l][(gi + 3) & 3], p->k[gi], 0);
+                else
+                    SHANI_GRP(S0[l], S1[l], G[l][gi & 3], G[l][(gi + 1) & 3], G[l][(gi + 2) & 3],
+                              G[l][(gi + 3) & 3], p->k[gi], 1);
+            }
+            continue;
+        }
+        UNROLL for (int l = 0; l < L; l++)
+            m1[l] = gi == 6 ? p->h2_msg1_23 : _mm_sha256msg1_epu32(G[l][gi & 3], G[l][(gi + 1) & 3]);
+        if (gi == 4) {
+            UNROLL for (int l = 0; l < L; l++)
+                G[l][0] = _mm_sha256msg2_epu32(_mm_add_epi32(m1[l], p->h2_align32), G[l][3]);
+        } else {
+            SCHED(L, gi, m1[l]);
+        }
+        UNROLL for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi & 3], p->k[gi]);
+        RND4(L, kw);
+    }
+    UNROLL for (int l = 0; l < L; l++) h7[l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;
+}
+
 SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, const int L) {
     __m128i S0[4], S1[4], G[4][4], kw[4], m1[4];
 
@@ -183,50 +231,12 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
         UNROLL for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi & 3], p->k[gi]);
         RND4(L, kw);
     }
-    /* Feed-forward, then the digest as the second hash's W0..W7. */
+    /* Feed-forward; the digest is the second hash's W0..W7. */
     UNROLL for (int l = 0; l < L; l++) {
         S0[l] = _mm_add_epi32(S0[l], p->h1_mid_abef);
         S1[l] = _mm_add_epi32(S1[l], p->h1_mid_cdgh);
-        G[l][0] = _mm_shuffle_epi32(_mm_unpackhi_epi64(S1[l], S0[l]), 0x1B); /* A B C D */
-        G[l][1] = _mm_shuffle_epi32(_mm_unpacklo_epi64(S1[l], S0[l]), 0x1B); /* E F G H */
-        G[l][2] = p->h2_g2;
-        G[l][3] = p->h2_g3;
-        S0[l] = p->h2_iv_abef;
-        S1[l] = p->h2_iv_cdgh;
     }
-    /* ---- Second hash. ---- */
-    UNROLL for (int gi = 0; gi < 2; gi++) {
-        UNROLL for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi], p->k[gi]);
-        RND4(L, kw);
-    }
-    UNROLL for (int gi = 2; gi < 4; gi++) {
-        UNROLL for (int l = 0; l < L; l++) kw[l] = p->h2_kw[gi];
-        RND4(L, kw);
-    }
-    UNROLL for (int gi = 4; gi < 16; gi++) {
-        if (gi == 5 || gi >= 7) {
-            UNROLL for (int l = 0; l < L; l++) {
-                if (gi < 15) /* rounds 60-61 only in group 15: F of the new ABEF is e after round 60 */
-                    SHANI_GRP(S0[l], S1[l], G[l][gi & 3], G[l][(gi + 1) & 3], G[l][(gi + 2) & 3],
-                              G[l][(gi + 3) & 3], p->k[gi], 0);
-                else
-                    SHANI_GRP(S0[l], S1[l], G[l][gi & 3], G[l][(gi + 1) & 3], G[l][(gi + 2) & 3],
-                              G[l][(gi + 3) & 3], p->k[gi], 1);
-            }
-            continue;
-        }
-        UNROLL for (int l = 0; l < L; l++)
-            m1[l] = gi == 6 ? p->h2_msg1_23 : _mm_sha256msg1_epu32(G[l][gi & 3], G[l][(gi + 1) & 3]);
-        if (gi == 4) {
-            UNROLL for (int l = 0; l < L; l++)
-                G[l][0] = _mm_sha256msg2_epu32(_mm_add_epi32(m1[l], p->h2_align32), G[l][3]);
-        } else {
-            SCHED(L, gi, m1[l]);
-        }
-        UNROLL for (int l = 0; l < L; l++) kw[l] = _mm_add_epi32(G[l][gi & 3], p->k[gi]);
-        RND4(L, kw);
-    }
-    UNROLL for (int l = 0; l < L; l++) h7[l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;
+    shani_hash2_regs(p, S0, S1, h7, L);
 }
 
 /* ------------------------------------------------------------------------
@@ -463,7 +473,9 @@ SHANI_M_SCAN(SHANI_FN(miner_scan_shani4), 4)
         MINER_SCAN_VERSIONS_LOOP(L, nv, SHANI_M_CALL(vs, nv, (uint32_t)n_, h7_, L)); \
     }
 /* No two-lane version scan: with two lanes the shared schedule did not pay
- * (measured per hash, x8 versions against the plain 2-lane code, equal within noise). */
+ * (measured per hash, x8 versions against the plain 2-lane code, equal within
+ * noise; again with the second hash's window in registers, VEX-encoded:
+ * 1.02x the 2-lane code's time per hash, docs/benchmarks/core.md run G). */
 SHANI_M_VSCAN(SHANI_FN(miner_scan_shani3_versions), 3)
 SHANI_M_VSCAN(SHANI_FN(miner_scan_shani4_versions), 4)
 

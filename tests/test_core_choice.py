@@ -88,6 +88,37 @@ def test_no_switch_inside_the_margin_and_medians_decide():
     assert run_trial(ch, rate) is None and ch.current == "a"
 
 
+def test_a_deeper_interleave_must_win_by_the_deeper_margin():
+    # Moving to more lanes of the same family needs DEEPER_MARGIN; moving to fewer only the margin.
+    four, two = "shani(4-lane,vex)", "shani(2-lane,vex)"
+    assert core.deeper(four, two) and not core.deeper(two, four) and not core.deeper(four, "avx2(8-way)")
+    clock = FakeClock()
+    ch = CodeChooser([two, four], two, explore_every=1.0, margin=0.03, clock=clock)
+    just_inside = {two: 100.0, four: 100.0 * (1 + core.DEEPER_MARGIN) - 1}
+    for t in (5.0, 10.0):
+        clock.t = t
+        assert run_trial(ch, just_inside.get) is None and ch.current == two
+    clock.t = 15.0
+    clear = {two: 100.0, four: 100.0 * (1 + core.DEEPER_MARGIN) + 1}
+    assert run_trial(ch, clear.get) is None and run_trial(ch, clear.get).new == four
+    # Back to the shallower code takes only the ordinary margin.
+    clock.t = 20.0
+    back = {two: 100.0, four: 100.0 / 1.04}
+    assert run_trial(ch, back.get) is None and run_trial(ch, back.get).new == two
+
+
+def test_the_start_up_pick_prefers_the_shallower_code_unless_the_deeper_is_clearly_faster():
+    m = 1 + core.DEEPER_MARGIN
+    # Within the margin: the fewest lanes within reach, step by step.
+    assert core.pick({"shani(4-lane)": 25.0, "shani(3-lane)": 24.9, "shani(2-lane)": 25.0 / m + 0.1}) == "shani(2-lane)"
+    assert core.pick({"shani(4-lane)": 25.0, "shani(3-lane)": 24.9, "shani(2-lane)": 20.0}) == "shani(3-lane)"
+    # Clearly faster: the deeper code.
+    assert core.pick({"shani(4-lane)": 25.0, "shani(2-lane)": 25.0 / m - 0.1}) == "shani(4-lane)"
+    # Other families are compared on speed alone; a tie goes to the first (the C table's preference).
+    assert core.pick({"avx512(16-way)": 40.0, "shani(4-lane)": 41.0, "shani(2-lane)": 39.5}) == "shani(2-lane)"
+    assert core.pick({"avx512(32-way)": 40.0, "avx512(16-way)": 40.0}) == "avx512(32-way)"
+
+
 def test_trial_rounds_interleave_every_candidate():
     clock = FakeClock()
     ch = CodeChooser(["a", "b", "c"], "a", explore_every=1.0, rounds=3, clock=clock)

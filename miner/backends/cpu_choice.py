@@ -7,7 +7,7 @@ out-of-order window). So a CPU thread does not trust the start-up trial for
 ever: every ``explore_every`` seconds of mining it runs a short trial round on
 slices of its real work, each candidate in turn, several times, interleaved, and
 switches when another candidate's median rate beats the current one's by more
-than ``margin`` in two trial rounds in a row (a round that finds a faster
+than ``margin`` (DEEPER_MARGIN when the other interleaves more lanes) in two trial rounds in a row (a round that finds a faster
 candidate is repeated at once to confirm it: on a shared core one 200 ms round
 can be unlucky). A trial slice is real mining (its nonces are submitted like any
 other), so a trial costs only the difference in speed for a fraction of a
@@ -24,6 +24,8 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+
+from miner.core import DEEPER_MARGIN, deeper
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,9 @@ class CodeChooser:
             return None
         best = max(rates, key=rates.get)
         self._pruned = {c for c, r in rates.items() if r < PRUNE_BELOW * rates[best]}
-        if best == self.current or rates[best] <= rates[self.current] * (1 + self.margin):
+        # A deeper interleave than the current code must win by more (miner.core.deeper).
+        margin = max(self.margin, DEEPER_MARGIN) if deeper(best, self.current) else self.margin
+        if best == self.current or rates[best] <= rates[self.current] * (1 + margin):
             self._pending = None
             return None
         if self._pending != best:

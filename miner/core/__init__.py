@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import statistics
 import threading
 import time
@@ -60,6 +61,9 @@ _fastest: int | None = None  # the automatic choice, measured once per process
 _TRIAL_NONCES = 1 << 18
 _TRIAL_ROUNDS = 7
 _TRIAL_PRUNE = 0.7
+# A code that interleaves more lanes than another of its family must beat it by
+# this much to be chosen (see deeper()).
+DEEPER_MARGIN = 0.06
 _trial_medians: dict[str, float] = {}
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,41 @@ def implementations() -> list[str]:
     """
     names = _all_names()
     return [names[i] for i in _usable_indices()]
+
+
+def lane_count(name: str) -> int | None:
+    """Nonces a code interleaves, from its name: "shani(4-lane,vex)" -> 4; None without "-lane"."""
+    m = re.search(r"\((\d+)-lane", name)
+    return int(m.group(1)) if m else None
+
+
+def deeper(a: str, b: str) -> bool:
+    """True when code ``a`` interleaves more lanes than ``b`` of the same family.
+
+    The deeper interleave wins only on a quiet core: it needs the whole SHA
+    unit and a wide front end, and when the core's other hardware thread is
+    busy it loses far more than the shallower one (on Zen 3, 40-60% for 3-4
+    lanes against about 20% for 2, docs/benchmarks/core.md). A short trial
+    sees only the moment it runs in, so the choice asks the deeper code to be
+    clearly faster (DEEPER_MARGIN), at start-up and while mining.
+    """
+    la, lb = lane_count(a), lane_count(b)
+    return la is not None and lb is not None and _base(a) == _base(b) and la > lb
+
+
+def pick(medians: dict[str, float]) -> str:
+    """The start-up choice from each candidate's median rate (insertion order = preference for ties).
+
+    The fastest code, unless a shallower code of its family is within
+    DEEPER_MARGIN of it: then the fastest of those, and so on down.
+    """
+    order = list(medians)
+    win = max(order, key=lambda n: (medians[n], -order.index(n)))
+    while True:
+        steadier = [n for n in order if deeper(win, n) and medians[n] * (1 + DEEPER_MARGIN) >= medians[win]]
+        if not steadier:
+            return win
+        win = max(steadier, key=lambda n: (medians[n], -order.index(n)))
 
 
 def _vex_twin(name: str) -> str:
@@ -172,7 +211,7 @@ def _measure_fastest() -> int:
     med = {i: statistics.median(rates[i]) for i in cands}
     _trial_medians.clear()
     _trial_medians.update({names[i]: med[i] for i in cands})
-    win = max(live, key=lambda i: (med[i], -i))   # a tie goes to the C table's preferred code
+    win = _index_of(pick({names[i]: med[i] for i in live}))   # live is in the C table's order
     log.info("core: %s selected (median of an interleaved trial: %s)", names[win],
              ", ".join(f"{names[i]} {human(med[i], 'H/s')}" for i in cands))
     return win
