@@ -87,6 +87,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per miner cell")
     ap.add_argument("--openssl-seconds", type=int, default=3)
+    ap.add_argument("--openssl-each", action="store_true",
+                    help="also run OpenSSL right before every 1-thread cell, for a paired ratio per round")
     ap.add_argument("--compare", action="append", default=[], metavar="NAME=COMMAND",
                     help="an external driver to measure back to back (see bench/core_cpuminer.sh)")
     ap.add_argument("--impl", action="append", default=None)
@@ -114,6 +116,8 @@ def main() -> int:
         for impl, versions in cells:
             name = impl if versions == 1 else f"{impl} +{versions}v"
             for n in threads:
+                if n == 1 and args.openssl_each:
+                    raw.setdefault(f"{name} x1 openssl", []).append(openssl_compressions_per_s(args.openssl_seconds))
                 ru0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
                 hs = measure(impl, n, args.duration, lambda *a: None, versions)
                 ru1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -144,7 +148,7 @@ def main() -> int:
     print(f"OpenSSL sha256: {ossl / 1e6:.2f} M compressions/s (median of {len(raw['openssl_comp_per_s'])})")
     print(f"{'cell':<26} {'median':>11} {'min..max':>17} {'/OpenSSL':>9} {'2T/1T':>6} {'TSC/nonce':>10}")
     for key, vals in raw.items():
-        if key == "openssl_comp_per_s" or key.endswith(("per-cpu-s", "cpus-used")):
+        if key == "openssl_comp_per_s" or key.endswith(("per-cpu-s", "cpus-used", "openssl")):
             continue
         name, n = key.rsplit(" x", 1)
         scale = med.get(f"{name} x{ncpu}", 0) / med[f"{name} x1"] if n == "1" and ncpu > 1 else None
@@ -163,6 +167,18 @@ def main() -> int:
             other = med.get(f"{label} x{n}")
             if other:
                 print(f"vs {label} x{n}: " + ", ".join(f"{impl} {med[f'{impl} x{n}'] / other:.2f}x" for impl in names))
+                # The same, round by round (both cells of one round), then the median.
+                theirs = raw[f"{label} x{n}"]
+                paired = {impl: statistics.median(a / b for a, b in zip(raw[f"{impl} x{n}"], theirs)) for impl in names
+                          if len(raw[f"{impl} x{n}"]) == len(theirs)}
+                if paired:
+                    print(f"vs {label} x{n}, paired median: " + ", ".join(f"{i} {q:.2f}x" for i, q in paired.items()))
+    if args.openssl_each:
+        # Each 1-thread cell against the OpenSSL run just before it, then the median over the rounds.
+        print("vs OpenSSL run just before, 1 thread, paired median (min..max): ")
+        for impl in names:
+            q = [a / b for a, b in zip(raw[f"{impl} x1"], raw[f"{impl} x1 openssl"])]
+            print(f"  {impl:<26} {statistics.median(q):.3f}x ({min(q):.3f}..{max(q):.3f})")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": info, "raw": raw, "median": med}, fh, indent=1)

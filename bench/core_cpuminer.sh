@@ -149,15 +149,25 @@ int main(int argc, char **argv) {
             else miner_scan_versions(impl, hdr, vers, nv, (uint32_t)r * N, N / nv, tgt, out, 256, &next, NULL);
             t[i * rounds + r] = (double)(__rdtsc() - c) / N;
         }
+    /* Speed against theirs, round by round (their time / ours in the same round,
+     * both measured within a few hundred ms of each other), then the median:
+     * the ratio a shared host disturbs least. */
+    double *q = calloc((size_t)(3 * K + 1) * (size_t)rounds, sizeof *q);
+    for (int i = 0; i < 3 * K + 1; i++)
+        for (int r = 0; r < rounds; r++)
+            q[i * rounds + r] = t[i * rounds + r] > 0 ? t[K * rounds + r] / t[i * rounds + r] : 0;
     for (int i = 0; i < 3 * K + 1; i++) {
         int impl = i > K ? (i - K - 1) % K : i, nv = i > 2 * K ? 8 : 4;
         if (i != K && (!miner_impl_usable(impl) || !strcmp(miner_impl_name(impl), "portable"))) continue;
         if (i > K && miner_impl_versions(impl) < nv) continue;
         qsort(t + i * rounds, (size_t)rounds, sizeof *t, cmp);
+        qsort(q + i * rounds, (size_t)rounds, sizeof *q, cmp);
         char label[64];
         snprintf(label, sizeof label, "%s%s", i == K ? THEIR_NAME : miner_impl_name(impl),
                  i > 2 * K ? " x8 versions" : i > K ? " x4 versions" : "");
-        printf("%-30s TSC/hash median %6.1f  min %6.1f\n", label, t[i * rounds + rounds / 2], t[i * rounds]);
+        printf("%-30s TSC/hash median %6.1f  min %6.1f", label, t[i * rounds + rounds / 2], t[i * rounds]);
+        if (i != K) printf("  speed vs theirs, paired median %.3fx", q[i * rounds + rounds / 2]);
+        printf("\n");
     }
     return 0;
 }

@@ -76,9 +76,16 @@ def _need_lib():
     return _lib
 
 
+_names: tuple[str, ...] = ()
+
+
 def _all_names() -> list[str]:
-    lib = _need_lib()
-    return [_ffi.string(lib.miner_impl_name(i)).decode() for i in range(lib.miner_impl_count())]
+    """Every compiled implementation's name, in the C table's order (fixed for the process)."""
+    global _names
+    if not _names:
+        lib = _need_lib()
+        _names = tuple(_ffi.string(lib.miner_impl_name(i)).decode() for i in range(lib.miner_impl_count()))
+    return list(_names)
 
 
 def _base(name: str) -> str:
