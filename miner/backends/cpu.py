@@ -13,7 +13,7 @@ import time
 from typing import Any, ClassVar
 
 from miner import core
-from miner.backends.cpu_choice import CodeChooser
+from miner.backends.cpu_choice import CodeChooser, adaptive_candidates
 from miner.engine.backend import Backend, DetectedDevice, Device, DeviceContext, DeviceOptions
 from miner.errors import ConfigError, CoreError, DeviceError
 from miner.engine.job import spread_bits
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 # or a hashrate update is picked up.
 CHUNK_SECONDS = 0.25
 MIN_CHUNK, MAX_CHUNK = 1 << 14, 1 << 26
-START_TRIAL_KEEP = 0.7  # re-measured while mining: codes at least this fast in the start-up trial
 
 
 class CPUDevice(Device):
@@ -50,13 +49,7 @@ class CPUDevice(Device):
             self.adaptive = False  # the user forced the code through the environment
         try:
             self._impl_name = core.resolve(self.impl) if self.impl else core.selected()
-            names = [self._impl_name]
-            if self.adaptive:
-                # Codes far behind in the start-up trial (AVX2 next to SHA-NI) are not worth a trial slice.
-                rates = core.trial_rates()
-                top = max(rates.values(), default=0.0)
-                names += [n for n in core.candidates() if n != self._impl_name
-                          and rates.get(n, top) >= START_TRIAL_KEEP * top]
+            names = adaptive_candidates(self._impl_name) if self.adaptive else [self._impl_name]
             self._max_versions = {n: core.max_versions(n) for n in names}
         except CoreError as exc:
             raise DeviceError(str(exc)) from exc

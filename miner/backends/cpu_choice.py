@@ -35,6 +35,18 @@ SLICE_SECONDS = 0.04   # length of one trial slice
 MARGIN = 0.03          # a candidate must be this much faster to take over
 PRUNE_BELOW = 0.6      # candidates this far behind the best are retried only every PRUNE_EVERY rounds
 PRUNE_EVERY = 5
+START_TRIAL_KEEP = 0.7  # re-measured while mining: codes at least this fast in the start-up trial
+
+
+def adaptive_candidates(current: str) -> list[str]:
+    """The codes a CPU thread starting on ``current`` re-measures while mining: ``current`` first,
+    then every candidate of the automatic choice (miner.core.candidates) that reached
+    START_TRIAL_KEEP of the best in the start-up trial (all of them when no trial ran). Codes far
+    behind (AVX2 next to SHA-NI) are not worth a trial slice."""
+    from miner import core
+    rates = core.trial_rates()
+    top = max(rates.values(), default=0.0)
+    return [current] + [n for n in core.candidates() if n != current and rates.get(n, top) >= START_TRIAL_KEEP * top]
 
 
 @dataclass

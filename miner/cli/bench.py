@@ -102,20 +102,22 @@ def measure(impl: str, threads: int, duration: float, progress, versions: int = 
     impl "auto": each thread chooses and re-chooses its code as the CPU device
     does; `codes` (a list) receives the code each thread ran last.
     """
-    from miner.backends.cpu_choice import CodeChooser
+    from miner.backends.cpu_choice import EXPLORE_EVERY, CodeChooser, adaptive_candidates
 
     stop = threading.Event()
     counts = [0] * threads
     errors: list[BaseException] = []
     span = (1 << 32) // threads
     last = [impl] * threads
-    cands = core.candidates()
+    cands = adaptive_candidates(core.selected())   # what a CPU thread of the miner re-measures
 
     def worker(t: int) -> None:
         base = t * span
         pos = 0
-        # Trials every few seconds, so a short benchmark sees the choice settle.
-        chooser = CodeChooser(cands, core.selected(), explore_every=max(duration / 4, 0.5)) if impl == AUTO else None
+        # The CPU device's schedule (first trial after 2 s, then every 30 s), the interval
+        # shortened to half the cell in cells under a minute so they see a second trial.
+        every = min(EXPLORE_EVERY, max(duration / 2, 2.0))
+        chooser = CodeChooser(cands, core.selected(), explore_every=every) if impl == AUTO else None
         try:
             while not stop.is_set():
                 code = chooser.next_impl() if chooser else impl
