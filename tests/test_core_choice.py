@@ -108,7 +108,8 @@ def test_a_deeper_interleave_must_win_by_the_deeper_margin():
 
 
 def test_the_start_up_pick_prefers_the_shallower_code_unless_the_deeper_is_clearly_faster():
-    m = 1 + core.DEEPER_MARGIN
+    m = 1 + core.START_DEEPER_MARGIN
+    assert core.START_DEEPER_MARGIN > core.DEEPER_MARGIN  # one short trial: weaker evidence
     # Within the margin: the fewest lanes within reach, step by step.
     assert core.pick({"shani(4-lane)": 25.0, "shani(3-lane)": 24.9, "shani(2-lane)": 25.0 / m + 0.1}) == "shani(2-lane)"
     assert core.pick({"shani(4-lane)": 25.0, "shani(3-lane)": 24.9, "shani(2-lane)": 20.0}) == "shani(3-lane)"
@@ -116,6 +117,7 @@ def test_the_start_up_pick_prefers_the_shallower_code_unless_the_deeper_is_clear
     assert core.pick({"shani(4-lane)": 25.0, "shani(2-lane)": 25.0 / m - 0.1}) == "shani(4-lane)"
     # Other families are compared on speed alone; a tie goes to the first (the C table's preference).
     assert core.pick({"avx512(16-way)": 40.0, "shani(4-lane)": 41.0, "shani(2-lane)": 39.5}) == "shani(2-lane)"
+    assert core.pick({"avx512(16-way)": 40.0, "shani(2-lane)": 39.5}) == "avx512(16-way)"
     assert core.pick({"avx512(32-way)": 40.0, "avx512(16-way)": 40.0}) == "avx512(32-way)"
 
 

@@ -62,8 +62,10 @@ _TRIAL_NONCES = 1 << 18
 _TRIAL_ROUNDS = 7
 _TRIAL_PRUNE = 0.7
 # A code that interleaves more lanes than another of its family must beat it by
-# this much to be chosen (see deeper()).
+# this much to be switched to while mining (see deeper()), and by START_DEEPER_MARGIN
+# to be started on: one 0.4 s trial is weaker evidence than two trial rounds in a row.
 DEEPER_MARGIN = 0.06
+START_DEEPER_MARGIN = 0.15
 _trial_medians: dict[str, float] = {}
 log = logging.getLogger(__name__)
 
@@ -122,22 +124,25 @@ def deeper(a: str, b: str) -> bool:
     busy it loses far more than the shallower one (on Zen 3, 40-60% for 3-4
     lanes against about 20% for 2, docs/benchmarks/core.md). A short trial
     sees only the moment it runs in, so the choice asks the deeper code to be
-    clearly faster (DEEPER_MARGIN), at start-up and while mining.
+    clearly faster: START_DEEPER_MARGIN at start-up, DEEPER_MARGIN while mining.
+    On a core where the deeper code is faster all the time (a quiet host: about
+    9% for 3 lanes over 2 on Zen 3), the CPU device's first trial rounds, 2 s
+    after start, move it there.
     """
     la, lb = lane_count(a), lane_count(b)
     return la is not None and lb is not None and _base(a) == _base(b) and la > lb
 
 
-def pick(medians: dict[str, float]) -> str:
+def pick(medians: dict[str, float], margin: float = START_DEEPER_MARGIN) -> str:
     """The start-up choice from each candidate's median rate (insertion order = preference for ties).
 
     The fastest code, unless a shallower code of its family is within
-    DEEPER_MARGIN of it: then the fastest of those, and so on down.
+    ``margin`` of it: then the fastest of those, and so on down.
     """
     order = list(medians)
     win = max(order, key=lambda n: (medians[n], -order.index(n)))
     while True:
-        steadier = [n for n in order if deeper(win, n) and medians[n] * (1 + DEEPER_MARGIN) >= medians[win]]
+        steadier = [n for n in order if deeper(win, n) and medians[n] * (1 + margin) >= medians[win]]
         if not steadier:
             return win
         win = max(steadier, key=lambda n: (medians[n], -order.index(n)))
