@@ -97,32 +97,22 @@ int miner_scan_avx512x2(const miner_work *w, uint32_t start, uint64_t count,
                         uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_avx512_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
                                uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-int miner_scan_shani1(const miner_work *w, uint32_t start, uint64_t count,
-                      uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-int miner_scan_shani2(const miner_work *w, uint32_t start, uint64_t count,
-                      uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-int miner_scan_shani3(const miner_work *w, uint32_t start, uint64_t count,
-                      uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-int miner_scan_shani4(const miner_work *w, uint32_t start, uint64_t count,
-                      uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-/* Several versions per nonce (miner_scan_versions_fn), sharing the first hash's schedule. */
-int miner_scan_shani3_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
-                               uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-int miner_scan_shani4_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
-                               uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-/* The same SHA-NI code VEX-encoded (sha256_shani_vex.c), for CPUs with AVX too. */
-int miner_scan_shani1_vex(const miner_work *w, uint32_t start, uint64_t count,
-                          uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-int miner_scan_shani2_vex(const miner_work *w, uint32_t start, uint64_t count,
-                          uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-int miner_scan_shani3_vex(const miner_work *w, uint32_t start, uint64_t count,
-                          uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-int miner_scan_shani4_vex(const miner_work *w, uint32_t start, uint64_t count,
-                          uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-int miner_scan_shani3_versions_vex(const miner_work *w, int nv, uint32_t start, uint64_t count,
-                                   uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-int miner_scan_shani4_versions_vex(const miner_work *w, int nv, uint32_t start, uint64_t count,
-                                   uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+/* SHA-NI, 1-4 lanes, and several versions per nonce (miner_scan_versions_fn) at 3
+ * and 4 lanes: the SSE build (sha256_shani.c, no suffix) and the same code
+ * VEX-encoded (sha256_shani_vex.c, suffix _vex) for CPUs with AVX too. */
+#define MINER_SCAN_PARAMS const miner_work *w, uint32_t start, uint64_t count, \
+                          uint32_t *out, int cap, uint64_t *next, const volatile int *abort
+#define MINER_SCAN_VERSIONS_PARAMS const miner_work *w, int nv, uint32_t start, uint64_t count, \
+                                   uint32_t *out, int cap, uint64_t *next, const volatile int *abort
+#define MINER_SHANI_DECLS(sfx)                                                  \
+    int miner_scan_shani1##sfx(MINER_SCAN_PARAMS);                               \
+    int miner_scan_shani2##sfx(MINER_SCAN_PARAMS);                               \
+    int miner_scan_shani3##sfx(MINER_SCAN_PARAMS);                               \
+    int miner_scan_shani4##sfx(MINER_SCAN_PARAMS);                               \
+    int miner_scan_shani3_versions##sfx(MINER_SCAN_VERSIONS_PARAMS);             \
+    int miner_scan_shani4_versions##sfx(MINER_SCAN_VERSIONS_PARAMS);
+MINER_SHANI_DECLS()
+MINER_SHANI_DECLS(_vex)
 int miner_scan_avx2_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
                              uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 #endif
