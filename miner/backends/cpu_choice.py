@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from miner import core
 from miner.core import DEEPER_MARGIN, deeper
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ def adaptive_candidates(current: str) -> list[str]:
     then every candidate of the automatic choice (miner.core.candidates) that reached
     START_TRIAL_KEEP of the best in the start-up trial (all of them when no trial ran). Codes far
     behind (AVX2 next to SHA-NI) are not worth a trial slice."""
-    from miner import core
     rates = core.trial_rates()
     top = max(rates.values(), default=0.0)
     return [current] + [n for n in core.candidates() if n != current and rates.get(n, top) >= START_TRIAL_KEEP * top]
