@@ -2,17 +2,26 @@
 (stratum-pool-sha256 from npm, tests/pool) against `miner bench` on the same threads, interleaved.
 
     python bench/engine_pool.py [--threads 2] [--seconds 30] [--rounds 3] [--difficulty 0.0002]
+                                [--bench-seconds S/2]
 
-Each round runs, back to back:
-  A  `miner bench --threads N --versions 1 --json`, its "auto" row (the code choice the miner makes);
-  B  `miner -o <pool> -t N --time-limit S --json`; the pool-side rate is the sum of the difficulty of
-     the shares the pool itself accepted, times 2^32, over the time from the miner's first job to its
-     last accepted share.
-and prints per round: both rates, their ratio (also per CPU second of each process, x threads: on a
-shared host the wall rates mostly measure what other work left), the miner's own hashrate report
-and the pool-side rate over it, and the CPU time
-of the pool process and of the miner process as shares of the machine (so the pool's cost on the
-same cores is visible). Medians over rounds at the end. Needs node and `npm ci --prefix tests/pool`.
+The rounds run B P B P ... P B, back to back:
+  B  `miner bench --threads N --versions 1 --json`, its "auto" row (the code choice the miner makes);
+  P  `miner -o <pool> -t N --time-limit S --json` against a fresh pool; the pool-side rate is the sum
+     of the difficulty of the shares the pool itself accepted, times 2^32, over the time from the
+     miner's first job to its exit (start-up included).
+Each P is compared with the mean of the B cells on both sides of it, so a host that speeds up or
+slows down during the run does not tilt the ratio. Printed per round: both rates, their ratio
+(also per CPU second of each process, x threads: on a shared host the wall rates mostly measure
+what other work left), the miner's own hashrate report and the pool-side rate over it, and the
+CPU time of the pool process, of the miner process and of this script, as shares of one core
+(so what else ran on the same cores is visible). Medians over rounds at the end, and the
+ratio of all rounds pooled with its share-count noise (1/sqrt(shares)).
+Needs node and `npm ci --prefix tests/pool`.
+
+The script reads the pool's verdicts only after the miner has exited (a fresh pool per round
+sees only this miner's shares), so it takes no CPU from the miner while it mines beyond
+draining the two processes' output. The per-CPU-second figures count each process's whole CPU
+time, start-up included (the bench's imports and start-up trial are a larger part of a shorter cell).
 """
 from __future__ import annotations
 
@@ -22,8 +31,9 @@ import os
 import resource
 import statistics
 import subprocess
+import re
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,48 +67,48 @@ def bench_rate(threads: int, seconds: float) -> tuple[float, float]:
     return auto["hashes_per_s"], auto["hashes_per_s"] * seconds * threads / max(cpu, 1e-9)
 
 
+def _self_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def pool_round(threads: int, seconds: float, difficulty: float) -> dict:
     pool = start_real_pool(difficulty)
     try:
-        times: list[float] = []   # arrival time of every accepted share's verdict
         base = len(pool.shares())
         cmd = [MINER, "-o", pool.url, "-u", pool.user, "-p", pool.password, "-t", str(threads),
                "--time-limit", str(seconds), "--json"]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd="/")
+        pool_cpu0, self_cpu0 = proc_cpu(pool.proc.pid), _self_cpu()
+        log = tempfile.TemporaryFile("w+")
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd="/")
         first_job = None
         final = None
-        pool_cpu0 = proc_cpu(pool.proc.pid)
-        stop = threading.Event()
-
-        def watch() -> None:
-            seen = base
-            while not stop.is_set():
-                got = pool.shares()
-                for e in got[seen:]:
-                    if e["valid"]:
-                        times.append((time.monotonic(), e["difficulty"]))
-                seen = len(got)
-                time.sleep(0.01)
-        th = threading.Thread(target=watch, daemon=True)
-        th.start()
         for line in p.stdout:
-            ev = json.loads(line)
-            if ev.get("event") == "job" and first_job is None:
+            # Only two events matter; the rest (one per share) are skipped unparsed.
+            if first_job is None and '"job"' in line and json.loads(line).get("event") == "job":
                 first_job = time.monotonic()
-            if ev.get("event") == "hashrate" and ev.get("final"):
-                final = ev
+            elif '"final"' in line:
+                ev = json.loads(line)
+                if ev.get("event") == "hashrate" and ev.get("final"):
+                    final = ev
         _, status, ru = os.wait4(p.pid, 0)
         end = time.monotonic()
-        time.sleep(0.5)  # verdicts of the last shares
-        stop.set()
-        th.join()
+        self_cpu = _self_cpu() - self_cpu0
+        time.sleep(0.5)  # verdicts of the last shares, sent before the miner exited
         pool_cpu = proc_cpu(pool.proc.pid) - pool_cpu0
-        acc = [(t, d) for t, d in times if first_job is not None and t >= first_job]
+        acc = [e["difficulty"] for e in pool.shares()[base:] if e["valid"]]
+        log.seek(0)
+        text = log.read()
+        log.close()
+        # The code the start-up trial chose and every change of code while mining (both logged at info).
+        m = re.search(r"core: (\S+) selected", text)
+        switches = re.findall(r"(cpu\d+): core (\S+) -> (\S+) ", text)
         window = end - first_job
-        return {"pool_rate": sum(d for _, d in acc) * 2 ** 32 / window, "shares": len(acc),
+        return {"pool_rate": sum(acc) * 2 ** 32 / window, "shares": len(acc),
                 "miner_rate": final["total"]["av"] if final else 0.0, "window": window,
                 "pool_cpu": pool_cpu / window, "miner_cpu": (ru.ru_utime + ru.ru_stime) / window,
-                "invalid": pool.invalid}
+                "self_cpu": self_cpu / window, "invalid": pool.invalid,
+                "start_code": m.group(1) if m else "?", "switches": [" ".join(x) for x in switches]}
     finally:
         pool.stop()
 
@@ -109,12 +119,18 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--difficulty", type=float, default=0.0002)
+    ap.add_argument("--bench-seconds", type=float, default=None, help="length of each bench cell (default S/2)")
     a = ap.parse_args()
+    bench_s = a.bench_seconds or a.seconds / 2
     rows = []
+    before = bench_rate(a.threads, bench_s)
     for r in range(a.rounds):
-        bench, bench_cpu = bench_rate(a.threads, a.seconds / 3)
         got = pool_round(a.threads, a.seconds, a.difficulty)
+        after = bench_rate(a.threads, bench_s)
+        bench = (before[0] + after[0]) / 2
+        bench_cpu = (before[1] + after[1]) / 2
         got["bench"] = bench
+        got["bench_cells"] = (before[0], after[0])
         got["ratio"] = got["pool_rate"] / bench
         # Per CPU second of the process (x threads): on a shared host the wall rates mostly
         # measure the CPU time other work left over.
@@ -123,19 +139,35 @@ def main() -> int:
         got["ratio_cpu"] = got["pool_rate_cpu"] / bench_cpu
         got["pool_over_own"] = got["pool_rate"] / got["miner_rate"] if got["miner_rate"] else 0.0
         rows.append(got)
-        print(f"round {r + 1}: bench {bench / 1e6:.2f} MH/s  pool-side {got['pool_rate'] / 1e6:.2f} MH/s "
+        before = after
+        print(f"round {r + 1}: bench {before_s(got)} MH/s  pool-side {got['pool_rate'] / 1e6:.2f} MH/s "
               f"({got['shares']} shares, {got['invalid']} invalid)  ratio {got['ratio']:.3f}  "
               f"miner's own report {got['miner_rate'] / 1e6:.2f} MH/s  "
-              f"CPU: pool {100 * got['pool_cpu']:.1f}%, miner {100 * got['miner_cpu']:.1f}% of one core; "
+              f"CPU: pool {100 * got['pool_cpu']:.1f}%, miner {100 * got['miner_cpu']:.1f}%, "
+              f"this script {100 * got['self_cpu']:.1f}% of one core; "
               f"per CPU second: bench {bench_cpu / 1e6:.2f}, pool-side {got['pool_rate_cpu'] / 1e6:.2f} MH/s, "
-              f"ratio {got['ratio_cpu']:.3f}; pool-side / miner's own {got['pool_over_own']:.3f}",
+              f"ratio {got['ratio_cpu']:.3f}; pool-side / miner's own {got['pool_over_own']:.3f}; "
+              f"started on {got['start_code']}, switches: {', '.join(got['switches']) or 'none'}",
               flush=True)
-    med = {k: statistics.median(r[k] for r in rows) for k in ("bench", "pool_rate", "ratio", "miner_rate",
-                                                            "pool_cpu", "miner_cpu", "bench_cpu",
-                                                            "pool_rate_cpu", "ratio_cpu", "pool_over_own")}
-    print(json.dumps({"threads": a.threads, "seconds": a.seconds, "difficulty": a.difficulty, **med,
-                      "ratios": [r["ratio"] for r in rows]}, indent=1))
+    keys = ("bench", "pool_rate", "ratio", "miner_rate", "pool_cpu", "miner_cpu", "self_cpu", "bench_cpu",
+            "pool_rate_cpu", "ratio_cpu", "pool_over_own", "shares")
+    med = {k: statistics.median(r[k] for r in rows) for k in keys}
+    # All rounds pooled: the pool's credited hashes over what the bench rate would have done in
+    # the same windows. Its share-count noise alone is 1/sqrt(shares) (Poisson).
+    credited = sum(r["pool_rate"] * r["window"] for r in rows)
+    expected = sum(r["bench"] * r["window"] for r in rows)
+    total_shares = sum(r["shares"] for r in rows)
+    pooled = {"pooled_ratio": credited / expected, "pooled_shares": total_shares,
+              "pooled_count_noise": 1 / max(total_shares, 1) ** 0.5}
+    print(json.dumps({"threads": a.threads, "seconds": a.seconds, "bench_seconds": bench_s,
+                      "difficulty": a.difficulty, **med, **pooled, "ratios": [round(r["ratio"], 4) for r in rows],
+                      "ratios_cpu": [round(r["ratio_cpu"], 4) for r in rows]}, indent=1))
     return 0
+
+
+def before_s(got: dict) -> str:
+    b0, b1 = got["bench_cells"]
+    return f"{got['bench'] / 1e6:.2f} ({b0 / 1e6:.2f}|{b1 / 1e6:.2f})"
 
 
 if __name__ == "__main__":

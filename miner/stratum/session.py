@@ -380,7 +380,7 @@ class StratumSession:
             raise PoolError(f"{self.label}: not connected")
         if method == "mining.authorize":
             log.debug("%s: > mining.authorize [%s, <password hidden>]", self.label, self.user)
-        else:
+        elif log.isEnabledFor(logging.DEBUG):  # not decoded for nothing on every share
             log.debug("%s: > %s", self.label, line.rstrip().decode(errors="replace"))
         self._writer.write(line)
 
