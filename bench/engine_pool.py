@@ -51,25 +51,21 @@ def proc_cpu(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / TICK
 
 
-def _children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+def _cpu(who: int) -> float:
+    """User + system CPU seconds of resource.RUSAGE_SELF or RUSAGE_CHILDREN (reaped children)."""
+    ru = resource.getrusage(who)
     return ru.ru_utime + ru.ru_stime
 
 
 def bench_rate(threads: int, seconds: float) -> tuple[float, float]:
     """(rate, rate per CPU second x threads) of `miner bench`'s auto row."""
-    c0 = _children_cpu()
+    c0 = _cpu(resource.RUSAGE_CHILDREN)
     res = subprocess.run([MINER, "bench", "--impl", "auto", "--threads", str(threads), "--duration", str(seconds),
                           "--versions", "1", "--json"], capture_output=True, text=True, timeout=seconds * 40 + 120, cwd="/")
     doc = json.loads(res.stdout)
     (auto,) = [r for r in doc["results"] if r["impl"] == "auto" and r["threads"] == threads]
-    cpu = _children_cpu() - c0
+    cpu = _cpu(resource.RUSAGE_CHILDREN) - c0
     return auto["hashes_per_s"], auto["hashes_per_s"] * seconds * threads / max(cpu, 1e-9)
-
-
-def _self_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def pool_round(threads: int, seconds: float, difficulty: float) -> dict:
@@ -78,7 +74,7 @@ def pool_round(threads: int, seconds: float, difficulty: float) -> dict:
         base = len(pool.shares())
         cmd = [MINER, "-o", pool.url, "-u", pool.user, "-p", pool.password, "-t", str(threads),
                "--time-limit", str(seconds), "--json"]
-        pool_cpu0, self_cpu0 = proc_cpu(pool.proc.pid), _self_cpu()
+        pool_cpu0, self_cpu0 = proc_cpu(pool.proc.pid), _cpu(resource.RUSAGE_SELF)
         log = tempfile.TemporaryFile("w+")
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd="/")
         first_job = None
@@ -91,9 +87,9 @@ def pool_round(threads: int, seconds: float, difficulty: float) -> dict:
                 ev = json.loads(line)
                 if ev.get("event") == "hashrate" and ev.get("final"):
                     final = ev
-        _, status, ru = os.wait4(p.pid, 0)
+        _, _, ru = os.wait4(p.pid, 0)
         end = time.monotonic()
-        self_cpu = _self_cpu() - self_cpu0
+        self_cpu = _cpu(resource.RUSAGE_SELF) - self_cpu0
         time.sleep(0.5)  # verdicts of the last shares, sent before the miner exited
         pool_cpu = proc_cpu(pool.proc.pid) - pool_cpu0
         acc = [e["difficulty"] for e in pool.shares()[base:] if e["valid"]]
@@ -140,7 +136,8 @@ def main() -> int:
         got["pool_over_own"] = got["pool_rate"] / got["miner_rate"] if got["miner_rate"] else 0.0
         rows.append(got)
         before = after
-        print(f"round {r + 1}: bench {before_s(got)} MH/s  pool-side {got['pool_rate'] / 1e6:.2f} MH/s "
+        cells = "|".join(f"{b / 1e6:.2f}" for b in got["bench_cells"])
+        print(f"round {r + 1}: bench {bench / 1e6:.2f} ({cells}) MH/s  pool-side {got['pool_rate'] / 1e6:.2f} MH/s "
               f"({got['shares']} shares, {got['invalid']} invalid)  ratio {got['ratio']:.3f}  "
               f"miner's own report {got['miner_rate'] / 1e6:.2f} MH/s  "
               f"CPU: pool {100 * got['pool_cpu']:.1f}%, miner {100 * got['miner_cpu']:.1f}%, "
@@ -163,11 +160,6 @@ def main() -> int:
                       "difficulty": a.difficulty, **med, **pooled, "ratios": [round(r["ratio"], 4) for r in rows],
                       "ratios_cpu": [round(r["ratio_cpu"], 4) for r in rows]}, indent=1))
     return 0
-
-
-def before_s(got: dict) -> str:
-    b0, b1 = got["bench_cells"]
-    return f"{got['bench'] / 1e6:.2f} ({b0 / 1e6:.2f}|{b1 / 1e6:.2f})"
 
 
 if __name__ == "__main__":
