@@ -104,11 +104,11 @@ static const miner_impl IMPLS[] = {
      * lane count whose VEX build is usable (miner/core/__init__.py). */
     {"shani(4-lane,vex)", miner_scan_shani4_vex, cpu_shani_vex, miner_scan_shani4_versions_vex},
     {"shani(3-lane,vex)", miner_scan_shani3_vex, cpu_shani_vex, miner_scan_shani3_versions_vex},
-    {"shani(2-lane,vex)", miner_scan_shani2_vex, cpu_shani_vex},
+    {"shani(2-lane,vex)", miner_scan_shani2_vex, cpu_shani_vex, miner_scan_shani2_versions_vex},
     {"shani(1-lane,vex)", miner_scan_shani1_vex, cpu_shani_vex},
     {"shani(4-lane)", miner_scan_shani4, cpu_shani, miner_scan_shani4_versions},
     {"shani(3-lane)", miner_scan_shani3, cpu_shani, miner_scan_shani3_versions},
-    {"shani(2-lane)", miner_scan_shani2, cpu_shani},
+    {"shani(2-lane)", miner_scan_shani2, cpu_shani, miner_scan_shani2_versions},
     {"shani(1-lane)", miner_scan_shani1, cpu_shani},
 #endif
 #if defined(MINER_ARMV8)

@@ -97,8 +97,8 @@ int miner_scan_avx512x2(const miner_work *w, uint32_t start, uint64_t count,
                         uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_avx512_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
                                uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
-/* SHA-NI, 1-4 lanes, and several versions per nonce (miner_scan_versions_fn) at 3
- * and 4 lanes: the SSE build (sha256_shani.c, no suffix) and the same code
+/* SHA-NI, 1-4 lanes, and several versions per nonce (miner_scan_versions_fn) at 2,
+ * 3 and 4 lanes: the SSE build (sha256_shani.c, no suffix) and the same code
  * VEX-encoded (sha256_shani_vex.c, suffix _vex) for CPUs with AVX too. */
 #define MINER_SCAN_PARAMS const miner_work *w, uint32_t start, uint64_t count, \
                           uint32_t *out, int cap, uint64_t *next, const volatile int *abort
@@ -109,6 +109,7 @@ int miner_scan_avx512_versions(const miner_work *w, int nv, uint32_t start, uint
     int miner_scan_shani2##sfx(MINER_SCAN_PARAMS);                               \
     int miner_scan_shani3##sfx(MINER_SCAN_PARAMS);                               \
     int miner_scan_shani4##sfx(MINER_SCAN_PARAMS);                               \
+    int miner_scan_shani2_versions##sfx(MINER_SCAN_VERSIONS_PARAMS);             \
     int miner_scan_shani3_versions##sfx(MINER_SCAN_VERSIONS_PARAMS);             \
     int miner_scan_shani4_versions##sfx(MINER_SCAN_VERSIONS_PARAMS);
 MINER_SHANI_DECLS()

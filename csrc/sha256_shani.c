@@ -472,12 +472,91 @@ SHANI_M_SCAN(SHANI_FN(miner_scan_shani4), 4)
         SHANI_M_PROLOGUE(L);                                                   \
         MINER_SCAN_VERSIONS_LOOP(L, nv, SHANI_M_CALL(vs, nv, (uint32_t)n_, h7_, L)); \
     }
-/* No two-lane version scan: with two lanes the shared schedule did not pay
- * (measured per hash, x8 versions against the plain 2-lane code, equal within
- * noise; again with the second hash's window in registers, VEX-encoded:
- * 1.02x the 2-lane code's time per hash, docs/benchmarks/core.md run G). */
 SHANI_M_VSCAN(SHANI_FN(miner_scan_shani3_versions), 3)
 SHANI_M_VSCAN(SHANI_FN(miner_scan_shani4_versions), 4)
+
+/* ------------------------------------------------------------------------
+ * Versions as the lanes ("2-lane, shared K+W"): one nonce at a time, its
+ * versions hashed side by side.
+ *
+ * Every version of one nonce has the same first-hash message schedule, so
+ * the same K+W in every round: loaded into xmm0 once per two rounds, it
+ * feeds the SHA256RNDS2 of up to four versions (four independent chains,
+ * one RNDS2 a cycle on a core with a 4-cycle latency), at 2.5 instructions
+ * per group and hash instead of 4. The second hashes differ per version and
+ * run two at a time in the register-window code of the 2-lane scan. Fewer
+ * instructions per hash than any other SHA-NI path here, for cores whose
+ * front end is shared with a busy SMT sibling.
+ * ------------------------------------------------------------------------ */
+
+/* The first hash of one nonce (K+W in kw) under versions q[0..C-1]; A/C
+ * receive each version's state after the feed-forward. */
+SHANI_INLINE void shani_h1_shared(const shani_pre *p, const shani_ver *q, const shani_kw1 *kw, __m128i *A,
+                                  __m128i *C, const int CH) {
+    __m128i S0[4], S1[4], k;
+    UNROLL for (int c = 0; c < CH; c++) {
+        S0[c] = q[c].mid_abef; /* CDGH after rounds 0-1 = ABEF before them */
+        S1[c] = q[c].abef2;
+    }
+    k = kw->kw[0];
+    UNROLL for (int c = 0; c < CH; c++) S0[c] = _mm_sha256rnds2_epu32(S0[c], S1[c], k);
+    UNROLL for (int g = 1; g < 16; g++) {
+        k = g < 4 ? p->h1_kw[g] : kw->kw[g];
+        UNROLL for (int c = 0; c < CH; c++) S1[c] = _mm_sha256rnds2_epu32(S1[c], S0[c], k);
+        k = _mm_shuffle_epi32(k, 0x0E);
+        UNROLL for (int c = 0; c < CH; c++) S0[c] = _mm_sha256rnds2_epu32(S0[c], S1[c], k);
+    }
+    UNROLL for (int c = 0; c < CH; c++) {
+        A[c] = _mm_add_epi32(S0[c], q[c].mid_abef);
+        C[c] = _mm_add_epi32(S1[c], q[c].mid_cdgh);
+    }
+}
+
+/* Versions v0..v0+CH-1 of the nonce whose schedule is kw: h7[v] for each. */
+SHANI_INLINE void shani_vchunk(const shani_pre *p, const shani_ver *vs, int v0, const shani_kw1 *kw,
+                               uint32_t *h7, const int CH) {
+    __m128i A[4], C[4];
+    shani_h1_shared(p, vs + v0, kw, A, C, CH);
+    if (CH == 1) {
+        shani_hash2_regs(p, A, C, h7 + v0, 1);
+    } else {
+        UNROLL for (int c = 0; c < CH; c += 2) shani_hash2_regs(p, A + c, C + c, h7 + v0 + c, 2);
+    }
+}
+
+SHANI_INLINE void shani_vshared(const shani_pre *p, const shani_ver *vs, int nv, uint32_t n, uint32_t *h7) {
+    shani_kw1 kw;
+    shani_sched1(p, __builtin_bswap32(n), &kw);
+    int v = 0;
+    for (; v + 4 <= nv; v += 4) shani_vchunk(p, vs, v, &kw, h7, 4);
+    if (v + 2 <= nv) {
+        shani_vchunk(p, vs, v, &kw, h7, 2);
+        v += 2;
+    }
+    if (v < nv) shani_vchunk(p, vs, v, &kw, h7, 1);
+}
+
+/* Fewer than 4 versions: the schedule, made per nonce, is shared by too few
+ * hashes to pay for itself (2 versions: 0.78x the plain 2-lane scan's rate),
+ * so each version runs the plain 2-lane code, two nonces at a time. */
+SHANI_ATTR static int shani2_versions_few(MINER_SCAN_VERSIONS_PARAMS) {
+    shani_pre pre[3];
+    for (int v = 0; v < nv; v++) shani_prepare(&w[v], &pre[v]);
+    MINER_SCAN_VERSIONS_LOOP(2, nv, for (int v_ = 0; v_ < nv; v_++) shani_lanes(&pre[v_], (uint32_t)n_, h7_ + 2 * v_, 2));
+}
+
+SHANI_ATTR int SHANI_FN(miner_scan_shani2_versions)(MINER_SCAN_VERSIONS_PARAMS) {
+    if (nv < 4) return shani2_versions_few(w, nv, start, count, out, cap, next, abort);
+    shani_pre pre;
+    shani_ver vs[MINER_MAX_VERSIONS];
+    shani_prepare(&w[0], &pre);
+    for (int v = 0; v < nv; v++) {
+        shani_pre pv;
+        shani_prepare(&w[v], &pv);
+        shani_ver_from(&pv, &vs[v]);
+    }
+    MINER_SCAN_VERSIONS_LOOP(1, nv, shani_vshared(&pre, vs, nv, (uint32_t)n_, h7_));
+}
 
 #define SHANI_SCAN(name, L)                                                    \
     SHANI_ATTR int name(const miner_work *w, uint32_t start, uint64_t count,   \

@@ -33,6 +33,9 @@ BREAK_GROUP = ("sha256msg2 %[w1], %[w4]", "sha256msg2 %[w2], %[w4]")
 # Every version hashed with the first one's midstate: only the multi-version path is wrong.
 BREAK_VERSIONS = ("const shani_ver *q = &vs[v];", "const shani_ver *q = &vs[0];")
 
+# The versions-as-lanes code (2-lane) starting every version of a group of four from the group's first midstate.
+BREAK_SHARED_VERSIONS = ("S0[c] = q[c].mid_abef;", "S0[c] = q[0].mid_abef;")
+
 pytestmark = pytest.mark.skipif(not any(n.startswith("shani") for n in core.implementations()),
                                 reason="needs a CPU with SHA-NI (the broken kernels are SHA-NI code)")
 
@@ -76,6 +79,13 @@ def test_a_wrong_multi_version_path_fails_the_self_test(tmp_path):
     # The plain scans (one version) are right; the version check catches the rest.
     assert all(got[n] == 0 for n in names("4-lane", "3-lane"))
     assert all(got[n] == 1 for n in [*names("2-lane", "1-lane"), "portable"])
+
+
+@pytest.mark.slow
+def test_a_wrong_shared_schedule_version_path_fails_the_self_test(tmp_path):
+    got = usable_with(tmp_path, BREAK_SHARED_VERSIONS)
+    assert all(got[n] == 0 for n in names("2-lane"))
+    assert all(got[n] == 1 for n in [*names("4-lane", "3-lane", "1-lane"), "portable"])
 
 
 @pytest.mark.slow

@@ -35,6 +35,14 @@ def test_avx512_cpus_have_the_multi_version_code():
     assert core.max_versions("portable") == 0
 
 
+def test_sha_ni_cpus_have_the_multi_version_code_at_every_lane_count_that_pays():
+    # 2 lanes: versions as the lanes, sharing the first hash's K+W (the fastest SHA-NI path with 8 versions).
+    if "shani(2-lane)" in core.implementations():
+        assert {"shani(4-lane)", "shani(3-lane)", "shani(2-lane)"} <= set(MULTI)
+        assert core.max_versions("shani(2-lane)") == 8
+        assert "shani(1-lane)" not in MULTI
+
+
 @pytest.fixture(params=MULTI)
 def impl(request) -> str:
     return request.param
@@ -42,7 +50,7 @@ def impl(request) -> str:
 
 def test_matches_hashlib_for_every_version_count(impl):
     rng = random.Random(310)
-    for nv in (1, 2, 3, 4, 8):
+    for nv in range(1, 9):  # every count: the SHA-NI 2-lane code splits versions into groups of 4, 2 and 1
         header = rng.randbytes(80)
         versions = rng.sample(range(1 << 32), nv)
         start, count = rng.randrange(MAX - 3000), rng.randrange(1, 700)
@@ -63,14 +71,42 @@ def test_real_block_found_only_under_its_real_version(impl):
         assert pairs == [(nonce, real)], block["name"]
 
 
+def test_real_block_at_every_position_of_eight_and_five_versions(impl):
+    # The real version in each slot: the first or second group of four, and the tails of five.
+    block = json.loads((VECTORS / "block_headers.json").read_text())["headers"][-1]
+    header, nonce = bytes.fromhex(block["header"]), block["nonce"]
+    real = int.from_bytes(header[:4], "little")
+    target = target_from_nbits(int(block["nbits"], 16))
+    others = [v for v in (0x20000000 | k << 13 for k in range(9)) if v != real]
+    for nv in (8, 5):
+        for pos in range(nv):
+            versions = others[:pos] + [real] + others[pos:nv - 1]
+            pairs, _ = core.scan_versions(header, versions, nonce - 3, 7, target, impl=impl)
+            assert pairs == [(nonce, real)], (nv, pos)
+
+
+def test_exact_target_boundary_for_every_version_count(impl):
+    # The target equal to one pair's hash finds it; one below it does not (the exact 256-bit compare).
+    rng = random.Random(1402)
+    header = rng.randbytes(80)
+    for nv in range(1, 9):
+        versions = rng.sample(range(1 << 32), nv)
+        start = rng.randrange(MAX - 100)
+        hashes = {(n, v): ref_hash(with_version(header, v), n) for n in range(start, start + 40) for v in versions}
+        pair, value = min(hashes.items(), key=lambda kv: kv[1])
+        assert core.scan_versions(header, versions, start, 40, value, impl=impl)[0] == [pair]
+        assert core.scan_versions(header, versions, start, 40, value - 1, impl=impl)[0] == []
+
+
 def test_more_hits_than_one_call_holds_and_the_end_of_the_range(impl):
     # Every (nonce, version) meets 2^256-1: 8000 pairs, many times the C call's buffer.
     header = bytes(range(80))
     versions = [0x20000000 | v << 13 for v in range(8)]
     pairs, nxt = core.scan_versions(header, versions, 5, 1000, ALL, impl=impl)
     assert pairs == [(n, v) for n in range(5, 1005) for v in versions] and nxt == 1005
-    pairs, nxt = core.scan_versions(header, versions[:2], MAX - 21, 21, ALL >> 3, impl=impl)
-    assert pairs == ref_pairs(header, versions[:2], MAX - 21, 21, ALL >> 3) and nxt == MAX
+    for nv in (2, 5, 8):  # the 2^32 end: the last nonces of the range, in every version group
+        pairs, nxt = core.scan_versions(header, versions[:nv], MAX - 21, 21, ALL >> 3, impl=impl)
+        assert pairs == ref_pairs(header, versions[:nv], MAX - 21, 21, ALL >> 3) and nxt == MAX
 
 
 def test_abort_stops_before_any_work(impl):
