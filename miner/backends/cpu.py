@@ -59,7 +59,8 @@ class CPUDevice(Device):
         """Header versions to hash together, when the pool lets us roll version bits (BIP 310).
 
         The C core's multi-version code shares the first hash's message schedule
-        between versions (with 8: 1.16x the hashes per second, docs/benchmarks/core.md run E). The versions are
+        between versions (with 8: 1.16x the hashes per second on AVX-512, docs/benchmarks/core.md run E; on
+        SHA-NI the 2-lane code also shares each K+W load between four versions' rounds, run I). The versions are
         the work's own with 0..n-1 spread over the mask's lowest bits; the engine
         hands this device's Work out disjoint by extranonce2 and nonce range, so
         no other device hashes these headers.
