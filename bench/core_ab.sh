@@ -43,8 +43,10 @@ cat > "$OUT/ab.c" <<'EOF'
 #include <string.h>
 #include <x86intrin.h>
 #include "impl.h"
+/* The 2-lane version scan is weak: revisions before it have none, and its row is left out. */
 #define SIDE(p) int p##_miner_scan_shani2(MINER_SCAN_PARAMS); int p##_miner_scan_shani3(MINER_SCAN_PARAMS); \
-    int p##_miner_scan_shani4(MINER_SCAN_PARAMS); int p##_miner_scan_shani3_versions(MINER_SCAN_VERSIONS_PARAMS);
+    int p##_miner_scan_shani4(MINER_SCAN_PARAMS); int p##_miner_scan_shani3_versions(MINER_SCAN_VERSIONS_PARAMS); \
+    __attribute__((weak)) int p##_miner_scan_shani2_versions(MINER_SCAN_VERSIONS_PARAMS);
 SIDE(a)
 SIDE(b)
 static int cmp(const void *x, const void *y) { double u = *(const double *)x, v = *(const double *)y; return (u > v) - (u < v); }
@@ -63,11 +65,12 @@ int main(int argc, char **argv) {
         memset(w[v].target, 0, sizeof w[v].target);
         w[v].target[6] = 0xffff;
     }
-    const char *names[] = {"2-lane", "3-lane", "4-lane", "3-lane x8 versions"};
-    double *t = calloc((size_t)8 * (size_t)rounds, sizeof *t);
+    const char *names[] = {"2-lane", "3-lane", "4-lane", "3-lane x8 versions", "2-lane x8 versions"};
+    const int cells = a_miner_scan_shani2_versions && b_miner_scan_shani2_versions ? 10 : 8;
+    double *t = calloc((size_t)10 * (size_t)rounds, sizeof *t);
     uint32_t out[512]; uint64_t next; volatile int stop = 0;
     for (int r = 0; r < rounds; r++)
-        for (int i = 0; i < 8; i++) {
+        for (int i = 0; i < cells; i++) {
             uint32_t s = (uint32_t)r * N;
             unsigned long long c = __rdtsc();
             switch (i) {
@@ -79,10 +82,12 @@ int main(int argc, char **argv) {
             case 5: b_miner_scan_shani4(w, s, N, out, 16, &next, &stop); break;
             case 6: a_miner_scan_shani3_versions(w, 8, s, N / 8, out, 256, &next, &stop); break;
             case 7: b_miner_scan_shani3_versions(w, 8, s, N / 8, out, 256, &next, &stop); break;
+            case 8: a_miner_scan_shani2_versions(w, 8, s, N / 8, out, 256, &next, &stop); break;
+            case 9: b_miner_scan_shani2_versions(w, 8, s, N / 8, out, 256, &next, &stop); break;
             }
             t[i * rounds + r] = (double)(__rdtsc() - c) / N;  /* TSC per hash */
         }
-    for (int i = 0; i < 8; i += 2) {
+    for (int i = 0; i < cells; i += 2) {
         double *q = malloc(sizeof *q * (size_t)rounds);
         for (int r = 0; r < rounds; r++) q[r] = t[(i + 1) * rounds + r] / t[i * rounds + r];
         qsort(q, (size_t)rounds, sizeof *q, cmp);
