@@ -2,7 +2,7 @@
 (stratum-pool-sha256 from npm, tests/pool) against `miner bench` on the same threads, interleaved.
 
     python bench/engine_pool.py [--threads 2] [--seconds 30] [--rounds 3] [--difficulty 0.0002]
-                                [--bench-seconds S/2]
+                                [--bench-seconds S/2] [--rolling]
 
 The rounds run B P B P ... P B, back to back:
   B  `miner bench --threads N --versions 1 --json`, its "auto" row (the code choice the miner makes);
@@ -17,6 +17,13 @@ CPU time of the pool process, of the miner process and of this script, as shares
 (so what else ran on the same cores is visible). Medians over rounds at the end, and the
 ratio of all rounds pooled with its share-count noise (1/sqrt(shares)).
 Needs node and `npm ci --prefix tests/pool`.
+
+--rolling measures the BIP 310 path instead: the real test pool refuses version rolling (it answers
+mining.configure with an empty result), so the pool is the project's own (tests/fakepool.py, on a
+thread of this script), which grants the mask 1fffe000 and accepts a share only when the header
+rebuilt from the job, extranonce2, ntime, nonce and rolled version bits hashes below its target; the
+bench cells are `miner bench --versions 8`'s "auto" row with 8 versions. That pool's CPU is part of
+this script's.
 
 The script reads the pool's verdicts only after the miner has exited (a fresh pool per round
 sees only this miner's shares), so it takes no CPU from the miner while it mines beyond
@@ -57,24 +64,50 @@ def _cpu(who: int) -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def bench_rate(threads: int, seconds: float) -> tuple[float, float]:
-    """(rate, rate per CPU second x threads) of `miner bench`'s auto row."""
+class RollingPool:
+    """tests/fakepool.py behind the interface of conftest's real-pool handle (url, user, shares(), ...)."""
+
+    def __init__(self, difficulty: float) -> None:
+        from test_api_pool import PoolThread  # noqa: E402  (the test suite's in-process pool)
+        # Its job is always the same; a fresh extranonce1 per round gives each round its own headers
+        # (with one, every round would re-hash the same nonces and see the same shares).
+        self.thread = PoolThread(difficulty=difficulty, extranonce1=os.urandom(4).hex())
+        self.pool = self.thread.pool
+        self.url, self.user, self.password, self.proc = self.pool.url, "worker.1", "x", None
+        self.difficulty = difficulty
+
+    def shares(self) -> list[dict]:
+        return [{"difficulty": self.difficulty, "valid": True}] * len(self.pool.accepted)
+
+    @property
+    def invalid(self) -> int:
+        return len(self.pool.rejected)
+
+    def stop(self) -> None:
+        self.thread.close()
+
+
+def bench_rate(threads: int, seconds: float, versions: int = 1) -> tuple[float, float]:
+    """(rate, rate per CPU second x threads) of `miner bench`'s auto row (with that many versions)."""
     c0 = _cpu(resource.RUSAGE_CHILDREN)
     res = subprocess.run([MINER, "bench", "--impl", "auto", "--threads", str(threads), "--duration", str(seconds),
-                          "--versions", "1", "--json"], capture_output=True, text=True, timeout=seconds * 40 + 120, cwd="/")
+                          "--versions", str(versions), "--json"], capture_output=True, text=True,
+                         timeout=seconds * 40 + 120, cwd="/")
     doc = json.loads(res.stdout)
-    (auto,) = [r for r in doc["results"] if r["impl"] == "auto" and r["threads"] == threads]
+    (auto,) = [r for r in doc["results"] if r["impl"] == "auto" and r["threads"] == threads
+               and r["versions"] == versions]
     cpu = _cpu(resource.RUSAGE_CHILDREN) - c0
-    return auto["hashes_per_s"], auto["hashes_per_s"] * seconds * threads / max(cpu, 1e-9)
+    cells = 2 if versions > 1 else 1  # with --versions N the bench also runs the 1-version cell, as long
+    return auto["hashes_per_s"], auto["hashes_per_s"] * seconds * threads * cells / max(cpu, 1e-9)
 
 
-def pool_round(threads: int, seconds: float, difficulty: float) -> dict:
-    pool = start_real_pool(difficulty)
+def pool_round(threads: int, seconds: float, difficulty: float, rolling: bool = False) -> dict:
+    pool = RollingPool(difficulty) if rolling else start_real_pool(difficulty)
     try:
         base = len(pool.shares())
         cmd = [MINER, "-o", pool.url, "-u", pool.user, "-p", pool.password, "-t", str(threads),
                "--time-limit", str(seconds), "--json"]
-        pool_cpu0, self_cpu0 = proc_cpu(pool.proc.pid), _cpu(resource.RUSAGE_SELF)
+        pool_cpu0, self_cpu0 = proc_cpu(pool.proc.pid) if pool.proc else 0.0, _cpu(resource.RUSAGE_SELF)
         log = tempfile.TemporaryFile("w+")
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd="/")
         first_job = None
@@ -91,7 +124,7 @@ def pool_round(threads: int, seconds: float, difficulty: float) -> dict:
         end = time.monotonic()
         self_cpu = _cpu(resource.RUSAGE_SELF) - self_cpu0
         time.sleep(0.5)  # verdicts of the last shares, sent before the miner exited
-        pool_cpu = proc_cpu(pool.proc.pid) - pool_cpu0
+        pool_cpu = proc_cpu(pool.proc.pid) - pool_cpu0 if pool.proc else 0.0
         acc = [e["difficulty"] for e in pool.shares()[base:] if e["valid"]]
         log.seek(0)
         text = log.read()
@@ -116,13 +149,16 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--difficulty", type=float, default=0.0002)
     ap.add_argument("--bench-seconds", type=float, default=None, help="length of each bench cell (default S/2)")
+    ap.add_argument("--rolling", action="store_true",
+                    help="BIP 310 version rolling: the project's own pool, which grants a mask, and bench cells with 8 versions")
     a = ap.parse_args()
+    versions = 8 if a.rolling else 1
     bench_s = a.bench_seconds or a.seconds / 2
     rows = []
-    before = bench_rate(a.threads, bench_s)
+    before = bench_rate(a.threads, bench_s, versions)
     for r in range(a.rounds):
-        got = pool_round(a.threads, a.seconds, a.difficulty)
-        after = bench_rate(a.threads, bench_s)
+        got = pool_round(a.threads, a.seconds, a.difficulty, a.rolling)
+        after = bench_rate(a.threads, bench_s, versions)
         bench = (before[0] + after[0]) / 2
         bench_cpu = (before[1] + after[1]) / 2
         got["bench"] = bench
@@ -156,7 +192,7 @@ def main() -> int:
     total_shares = sum(r["shares"] for r in rows)
     pooled = {"pooled_ratio": credited / expected, "pooled_shares": total_shares,
               "pooled_count_noise": 1 / max(total_shares, 1) ** 0.5}
-    print(json.dumps({"threads": a.threads, "seconds": a.seconds, "bench_seconds": bench_s,
+    print(json.dumps({"threads": a.threads, "seconds": a.seconds, "bench_seconds": bench_s, "rolling": a.rolling,
                       "difficulty": a.difficulty, **med, **pooled, "ratios": [round(r["ratio"], 4) for r in rows],
                       "ratios_cpu": [round(r["ratio_cpu"], 4) for r in rows]}, indent=1))
     return 0
