@@ -285,6 +285,17 @@ SHANI_INLINE void shani_ver_from(const shani_pre *p, shani_ver *v) {
     v->abef2 = p->h1_abef2;
 }
 
+/* The job's values from version 0 into pre, and each version's own into vs. */
+SHANI_INLINE void shani_prepare_versions(const miner_work *w, int nv, shani_pre *pre, shani_ver *vs) {
+    shani_prepare(&w[0], pre);
+    shani_ver_from(pre, &vs[0]);
+    for (int v = 1; v < nv; v++) {
+        shani_pre pv;
+        shani_prepare(&w[v], &pv);
+        shani_ver_from(&pv, &vs[v]);
+    }
+}
+
 /* One lane's first-hash K+W: kw[0] low qword = rounds 2-3, kw[4..15] groups 4..15. */
 typedef struct {
     __m128i kw[16];
@@ -478,12 +489,7 @@ SHANI_M_SCAN(SHANI_FN(miner_scan_shani4), 4)
                         const volatile int *abort) {                           \
         shani_pre pre;                                                         \
         shani_ver vs[MINER_MAX_VERSIONS];                                      \
-        shani_prepare(&w[0], &pre);                                            \
-        for (int v = 0; v < nv; v++) {                                         \
-            shani_pre pv;                                                      \
-            shani_prepare(&w[v], &pv);                                         \
-            shani_ver_from(&pv, &vs[v]);                                       \
-        }                                                                      \
+        shani_prepare_versions(w, nv, &pre, vs);                               \
         SHANI_M_PROLOGUE(L);                                                   \
         MINER_SCAN_VERSIONS_LOOP(L, nv, SHANI_M_CALL(vs, nv, (uint32_t)n_, h7_, L)); \
     }
@@ -504,7 +510,7 @@ SHANI_M_VSCAN(SHANI_FN(miner_scan_shani4_versions), 4)
  * front end is shared with a busy SMT sibling.
  * ------------------------------------------------------------------------ */
 
-/* The first hash of one nonce (K+W in kw) under versions q[0..C-1]; A/C
+/* The first hash of one nonce (K+W in kw) under versions q[0..CH-1]; A/C
  * receive each version's state after the feed-forward. */
 SHANI_INLINE void shani_h1_shared(const shani_pre *p, const shani_ver *q, const shani_kw1 *kw, __m128i *A,
                                   __m128i *C, const int CH) {
@@ -532,11 +538,7 @@ SHANI_INLINE void shani_vchunk(const shani_pre *p, const shani_ver *vs, int v0, 
                                uint32_t *h7, const int CH) {
     __m128i A[4], C[4];
     shani_h1_shared(p, vs + v0, kw, A, C, CH);
-    if (CH == 1) {
-        shani_hash2_regs(p, A, C, h7 + v0, 1);
-    } else {
-        UNROLL for (int c = 0; c < CH; c += 2) shani_hash2_regs(p, A + c, C + c, h7 + v0 + c, 2);
-    }
+    UNROLL for (int c = 0; c < CH; c += 2) shani_hash2_regs(p, A + c, C + c, h7 + v0 + c, CH - c < 2 ? 1 : 2);
 }
 
 SHANI_INLINE void shani_vshared(const shani_pre *p, const shani_ver *vs, int nv, uint32_t n, uint32_t *h7) {
@@ -564,12 +566,7 @@ SHANI_ATTR int SHANI_FN(miner_scan_shani2_versions)(MINER_SCAN_VERSIONS_PARAMS) 
     if (nv < 4) return shani2_versions_few(w, nv, start, count, out, cap, next, abort);
     shani_pre pre;
     shani_ver vs[MINER_MAX_VERSIONS];
-    shani_prepare(&w[0], &pre);
-    for (int v = 0; v < nv; v++) {
-        shani_pre pv;
-        shani_prepare(&w[v], &pv);
-        shani_ver_from(&pv, &vs[v]);
-    }
+    shani_prepare_versions(w, nv, &pre, vs);
     MINER_SCAN_VERSIONS_LOOP(1, nv, shani_vshared(&pre, vs, nv, (uint32_t)n_, h7_));
 }
 
