@@ -7,7 +7,7 @@ GCC's -fverbose-asm marks its spill slots "%sfp" in the operand comments, so a
 spill is told apart from the memory operands the code uses on purpose (the
 schedule kept in memory, the K+W words). For each scan function it prints the
 spill stores and reloads between its first and last SHA256RNDS2 (the unrolled
-lane-group body the scan loop runs) and the RNDS2 count there (62 per nonce).
+lane-group body the scan loop runs) and the RNDS2 count there (61 per nonce).
 """
 import re
 import subprocess

@@ -10,11 +10,13 @@
  * S1 = CDGH. SHA256RNDS2 does two rounds with K+W from the low 64 bits of its
  * message operand.
  *
- * Per nonce: first hash rounds 2..63 (rounds 0-1 precomputed per job: they
- * see only the tail words), 15 schedule groups of which two msg1 terms are
- * constant; second hash rounds 0..61 only, since word 7 of its result (the
- * top 32 bits of the little-endian hash) is e after round 60 = F of ABEF
- * after the 31st SHA256RNDS2.
+ * Per nonce: first hash rounds 4..63 (rounds 0-3 precomputed per job, the
+ * nonce added to round 3's a and e by one vector add), 12 schedule groups of
+ * which groups 4-7 are partly constant (group 4 needs no SHA256MSG2, group 5
+ * nothing but its SHA256MSG2, group 7 no SHA256MSG1); second hash rounds
+ * 0..61 only, since word 7 of its result (the top 32 bits of the
+ * little-endian hash) is e after round 60 = F of ABEF after the 31st
+ * SHA256RNDS2. 61 SHA256RNDS2 per nonce.
  */
 #include "impl.h"
 #if defined(MINER_X86)
@@ -38,13 +40,14 @@
 
 typedef struct {
     __m128i h1_abef2, h1_cdgh2; /* first hash state after rounds 0-1 */
+    __m128i h1_abef3;           /* ABEF after rounds 0-3 with W3 = 0, less W0 in B and F (SHANI_NONCE_VEC) */
     __m128i h1_mid_abef, h1_mid_cdgh; /* midstate, for the feed-forward */
     __m128i h1_m0;              /* W0..W3 with W3 = 0 */
-    __m128i h1_kw23;            /* low qword: K2 + W2, K3 (nonce added per lane) */
     __m128i h1_kw[4];           /* K + W for groups 1..3 (constant padding) */
-    __m128i h1_g1, h1_g3;       /* schedule groups 1 and 3 (group 2 is zero) */
-    __m128i h1_msg1_12, h1_msg1_23;
-    __m128i h1_align4;          /* alignr(group 3, group 2, 4): constant in group 4 */
+    __m128i h1_g1;              /* schedule group 1 (group 2 is zero, group 3 = W15 only) */
+    __m128i h1_c4;              /* group 4 = msg1(group 0, group 1) + h1_c4 */
+    __m128i h1_x5;              /* group 5 = msg2(h1_x5, group 4) */
+    __m128i h1_msg1_23, h1_msg1_34; /* msg1 terms of groups 6 and 7 (constant) */
     __m128i h2_iv_abef, h2_iv_cdgh;
     __m128i h2_kw[4];           /* K + W for groups 2..3 of the second hash */
     __m128i h2_g2, h2_g3, h2_align32, h2_msg1_23;
@@ -72,19 +75,39 @@ SHANI_INLINE void shani_prepare(const miner_work *w, shani_pre *p) {
         uint32_t t[8] = {g, h, a, b, c, d, e, f};
         p->h1_abef2 = abef(t);
         p->h1_cdgh2 = cdgh(t);
+        /* Rounds 2 and 3 with W3 = 0: the nonce enters round 3's T1 as a plain
+         * term, so it adds to the new a and the new e and to nothing else. Each
+         * nonce then starts at round 4 from one vector add (SHANI_NONCE_VEC)
+         * instead of a SHA256RNDS2: one fewer on every hash's dependency chain. */
+        SHA256_ROUND(g, h, a, b, c, d, e, f, SHA256_K[2], w->tail[2]);
+        SHA256_ROUND(f, g, h, a, b, c, d, e, SHA256_K[3], 0);
+        uint32_t u[8] = {e, f - w->tail[0], g, h, a, b - w->tail[0], c, d};
+        p->h1_abef3 = abef(u);
     }
     for (int i = 0; i < 16; i++)
         p->k[i] = words(SHA256_K[4 * i], SHA256_K[4 * i + 1], SHA256_K[4 * i + 2], SHA256_K[4 * i + 3]);
     p->h1_m0 = words(w->tail[0], w->tail[1], w->tail[2], 0);
-    p->h1_kw23 = words(w->tail[2] + SHA256_K[2], SHA256_K[3], 0, 0);
     p->h1_g1 = words(0x80000000u, 0, 0, 0);
-    p->h1_g3 = words(0, 0, 0, 640);
+    {
+        /* Schedule groups 4-7 of the first hash see the nonce (W3) only through
+         * a few words; what does not depend on it is folded into constants:
+         *  - group 4: W16, W17 do not see W3, and W18, W19 see it only through
+         *    msg1(group 0, group 1) (W2 + s0(W3), W3 + s0(W4)) plus s1(W16),
+         *    s1(W17); so group 4 = that msg1 + a constant, without SHA256MSG2;
+         *  - group 5: msg1(group 1, group 2) and alignr(group 4, group 3) =
+         *    W13..W16 are constant, so only its SHA256MSG2 is left;
+         *  - group 7: msg1(group 3, group 4) reads W12..W16, all constant. */
+        const __m128i z = _mm_setzero_si128(), g3 = words(0, 0, 0, 640);
+        const __m128i m1_01 = _mm_sha256msg1_epu32(p->h1_m0, p->h1_g1);
+        const __m128i g4 = _mm_sha256msg2_epu32(_mm_add_epi32(m1_01, _mm_alignr_epi8(g3, z, 4)), g3);
+        p->h1_c4 = _mm_sub_epi32(g4, m1_01);
+        p->h1_x5 = _mm_add_epi32(_mm_sha256msg1_epu32(p->h1_g1, z), _mm_alignr_epi8(g4, g3, 4));
+        p->h1_msg1_23 = _mm_sha256msg1_epu32(z, g3);
+        p->h1_msg1_34 = _mm_sha256msg1_epu32(g3, g4);
+        p->h1_kw[3] = _mm_add_epi32(g3, p->k[3]);
+    }
     p->h1_kw[1] = _mm_add_epi32(p->h1_g1, p->k[1]);
     p->h1_kw[2] = p->k[2];
-    p->h1_kw[3] = _mm_add_epi32(p->h1_g3, p->k[3]);
-    p->h1_msg1_12 = _mm_sha256msg1_epu32(p->h1_g1, _mm_setzero_si128());
-    p->h1_msg1_23 = _mm_sha256msg1_epu32(_mm_setzero_si128(), p->h1_g3);
-    p->h1_align4 = _mm_alignr_epi8(p->h1_g3, _mm_setzero_si128(), 4);
     p->h2_iv_abef = abef(iv);
     p->h2_iv_cdgh = cdgh(iv);
     p->h2_g2 = words(0x80000000u, 0, 0, 0);
@@ -98,6 +121,11 @@ SHANI_INLINE void shani_prepare(const miner_work *w, shani_pre *p) {
 /* Every loop below runs over lanes or schedule groups with constant bounds; fully
  * unrolled, the arrays become registers and the lanes interleave. */
 #define UNROLL _Pragma("GCC unroll 16")
+
+/* The nonce's share of ABEF after round 3, from schedule group 0 (W0, W1, W2,
+ * W3 = nonce): W3 in the A and E slots; the B and F slots get W0, which
+ * h1_abef3 has subtracted. h1_abef3 + this = ABEF after round 3. */
+#define SHANI_NONCE_VEC(g0) _mm_shuffle_epi32((g0), 0xCC)
 
 /* Two rounds into S1 then two into S0 (the pairs alternate roles). */
 #define RND4(L, kw)                                                            \
@@ -213,37 +241,36 @@ SHANI_INLINE void shani_hash2_regs(const shani_pre *p, const __m128i *A, const _
 SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, const int L) {
     __m128i S0[4], S1[4], G[4][4], kw[4], m1[4];
 
-    /* ---- First hash. Rounds 2-3: the only ones before the schedule that see the nonce. ---- */
+    /* ---- First hash: rounds 0-3 from the job's constants and one add (SHANI_NONCE_VEC). ---- */
     UNROLL for (int l = 0; l < L; l++) {
         uint32_t wn = __builtin_bswap32(n0 + (uint32_t)l);
         G[l][0] = _mm_insert_epi32(p->h1_m0, (int)wn, 3);
-        G[l][1] = p->h1_g1;
-        G[l][2] = _mm_setzero_si128();
-        G[l][3] = p->h1_g3;
-        kw[l] = _mm_insert_epi32(p->h1_kw23, (int)(wn + SHA256_K[3]), 1);
-        S0[l] = p->h1_mid_abef; /* CDGH after rounds 0-1 = ABEF before them */
-        S1[l] = p->h1_abef2;
+        S0[l] = _mm_add_epi32(p->h1_abef3, SHANI_NONCE_VEC(G[l][0]));
+        S1[l] = p->h1_abef2; /* CDGH after round 3 = ABEF after round 1 */
     }
-    UNROLL for (int l = 0; l < L; l++) S0[l] = _mm_sha256rnds2_epu32(S0[l], S1[l], kw[l]);
     /* Rounds 4-15: constant K + W. */
     UNROLL for (int gi = 1; gi < 4; gi++) {
         UNROLL for (int l = 0; l < L; l++) kw[l] = p->h1_kw[gi];
         RND4(L, kw);
     }
-    /* Rounds 16-63 with the schedule: groups 4-6 see constant words. */
+    /* Rounds 16-63 with the schedule; groups 4-7 partly constant (shani_prepare).
+     * Groups 1-3 are never in registers: only these constants read them. */
     UNROLL for (int gi = 4; gi < 16; gi++) {
-        if (gi >= 7) {
+        if (gi >= 8) {
             UNROLL for (int l = 0; l < L; l++)
                 SHANI_GRP(S0[l], S1[l], G[l][gi & 3], G[l][(gi + 1) & 3], G[l][(gi + 2) & 3],
                           G[l][(gi + 3) & 3], p->k[gi], 0);
             continue;
         }
-        UNROLL for (int l = 0; l < L; l++) {
-            if (gi == 5) m1[l] = p->h1_msg1_12;
-            else if (gi == 6) m1[l] = p->h1_msg1_23;
-            else m1[l] = _mm_sha256msg1_epu32(G[l][gi & 3], G[l][(gi + 1) & 3]);
+        if (gi == 4) {
+            UNROLL for (int l = 0; l < L; l++)
+                G[l][0] = _mm_add_epi32(_mm_sha256msg1_epu32(G[l][0], p->h1_g1), p->h1_c4);
+        } else if (gi == 5) {
+            UNROLL for (int l = 0; l < L; l++) G[l][1] = _mm_sha256msg2_epu32(p->h1_x5, G[l][0]);
+        } else {
+            UNROLL for (int l = 0; l < L; l++) m1[l] = gi == 6 ? p->h1_msg1_23 : p->h1_msg1_34;
+            SCHED(L, gi, m1[l]);
         }
-        SCHED(L, gi, m1[l]);
         UNROLL for (int l = 0; l < L; l++) SHANI_RND4_ADD(S0[l], S1[l], G[l][gi & 3], p->k[gi]);
     }
     /* Feed-forward; the digest is the second hash's W0..W7. */
@@ -276,13 +303,14 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
 
 /* Per-version values (the midstate and rounds 0-1 depend on the version). */
 typedef struct {
-    __m128i mid_abef, mid_cdgh, abef2;
+    __m128i mid_abef, mid_cdgh, abef2, abef3;
 } shani_ver;
 
 SHANI_INLINE void shani_ver_from(const shani_pre *p, shani_ver *v) {
     v->mid_abef = p->h1_mid_abef;
     v->mid_cdgh = p->h1_mid_cdgh;
     v->abef2 = p->h1_abef2;
+    v->abef3 = p->h1_abef3;
 }
 
 /* The job's values from version 0 into pre, and each version's own into vs. */
@@ -296,7 +324,8 @@ SHANI_INLINE void shani_prepare_versions(const miner_work *w, int nv, shani_pre 
     }
 }
 
-/* One lane's first-hash K+W: kw[0] low qword = rounds 2-3, kw[4..15] groups 4..15. */
+/* One lane's first-hash K+W: kw[4..15] groups 4..15; kw[0] is the nonce's
+ * share of ABEF after round 3 (SHANI_NONCE_VEC), added to each version's abef3. */
 typedef struct {
     __m128i kw[16];
 } shani_kw1;
@@ -316,25 +345,25 @@ typedef uint64_t shani_u64a __attribute__((may_alias));
             : "xmm0")
 
 /* Step j (0..12) of the first hash's schedule of one nonce (header word wn =
- * bswap(nonce)) into o: step 0 sets up W0, W3 and the K+W of rounds 2-3,
- * step j >= 1 makes group j + 3 and its K+W. W is the lane's window (only
- * constant indices, so it lives in registers). */
+ * bswap(nonce)) into o: step 0 sets up W0 and the nonce's share of round 3,
+ * step j >= 1 makes group j + 3 and its K+W (groups 4-7 partly constant, see
+ * shani_prepare). W is the lane's window (only constant indices, so it lives
+ * in registers). */
 #define SHANI_SCHED1_STEP(p, W, wn, o, j)                                      \
     do {                                                                       \
         if ((j) == 0) {                                                        \
             W[0] = _mm_insert_epi32((p)->h1_m0, (int)(wn), 3);                 \
-            W[3] = (p)->h1_g3;                                                 \
-            (o)->kw[0] = _mm_insert_epi32((p)->h1_kw23, (int)((wn) + SHA256_K[3]), 1); \
+            (o)->kw[0] = SHANI_NONCE_VEC(W[0]);                                \
         } else {                                                               \
             const int g_ = (j) + 3;                                            \
-            /* Group 4: alignr(W3, W2 = 0) is constant; groups 5, 6: msg1(W1, W2), msg1(W2, W3) are. */ \
             if (g_ == 4)                                                       \
-                W[4] = _mm_sha256msg2_epu32(                                   \
-                    _mm_add_epi32(_mm_sha256msg1_epu32(W[0], (p)->h1_g1), (p)->h1_align4), W[3]); \
+                W[4] = _mm_add_epi32(_mm_sha256msg1_epu32(W[0], (p)->h1_g1), (p)->h1_c4); \
+            else if (g_ == 5)                                                  \
+                W[5] = _mm_sha256msg2_epu32((p)->h1_x5, W[4]);                 \
             else                                                               \
                 W[g_] = _mm_sha256msg2_epu32(                                  \
-                    _mm_add_epi32(g_ == 5   ? (p)->h1_msg1_12                  \
-                                  : g_ == 6 ? (p)->h1_msg1_23                  \
+                    _mm_add_epi32(g_ == 6   ? (p)->h1_msg1_23                  \
+                                  : g_ == 7 ? (p)->h1_msg1_34                  \
                                             : _mm_sha256msg1_epu32(W[g_ - 4], W[g_ - 3]), \
                                   _mm_alignr_epi8(W[g_ - 1], W[g_ - 2], 4)),   \
                     W[g_ - 1]);                                                \
@@ -408,15 +437,12 @@ SHANI_INLINE void shani_lanes_m(const shani_pre *p, const shani_ver *vs, int nv,
     for (int v = 0; v < nv; v++) {
         const shani_ver *q = &vs[v];
         __m128i S0[4], S1[4], Wn[4];
-        /* ---- First hash: rounds 2-3 (one RNDS2), then groups 1-15 from memory. ---- */
+        /* ---- First hash: the state after round 3 (one add), then groups 1-15 from memory. ---- */
         UNROLL for (int g = 0; g < 16; g++) {
             UNROLL for (int l = 0; l < L; l++) {
                 if (g == 0) {
-                    S0[l] = q->mid_abef; /* CDGH after rounds 0-1 = ABEF before them */
-                    S1[l] = q->abef2;
-                    __asm__("movdqa %[k], %%xmm0\n\t"
-                            "sha256rnds2 %%xmm0, %[c], %[a]"
-                            : [a] "+x"(S0[l]) : [c] "x"(S1[l]), [k] "m"(cur[l].kw[0]) : "xmm0");
+                    S0[l] = _mm_add_epi32(q->abef3, cur[l].kw[0]);
+                    S1[l] = q->abef2; /* CDGH after round 3 = ABEF after round 1 */
                 } else {
                     SHANI_RND4_M(S0[l], S1[l], *(g < 4 ? &p->h1_kw[g] : &cur[l].kw[g]));
                 }
@@ -516,11 +542,9 @@ SHANI_INLINE void shani_h1_shared(const shani_pre *p, const shani_ver *q, const 
                                   __m128i *C, const int CH) {
     __m128i S0[4], S1[4], k;
     UNROLL for (int c = 0; c < CH; c++) {
-        S0[c] = q[c].mid_abef; /* CDGH after rounds 0-1 = ABEF before them */
+        S0[c] = _mm_add_epi32(q[c].abef3, kw->kw[0]); /* state after round 3 */
         S1[c] = q[c].abef2;
     }
-    k = kw->kw[0];
-    UNROLL for (int c = 0; c < CH; c++) S0[c] = _mm_sha256rnds2_epu32(S0[c], S1[c], k);
     UNROLL for (int g = 1; g < 16; g++) {
         k = g < 4 ? p->h1_kw[g] : kw->kw[g];
         UNROLL for (int c = 0; c < CH; c++) S1[c] = _mm_sha256rnds2_epu32(S1[c], S0[c], k);

@@ -28,13 +28,14 @@ DRIVER = ('#include <stdio.h>\n#include "core.h"\n'
 BREAK_LAST_LANE = ("h7[v * L + l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;",
                    "h7[v * L + l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7 + (l == L - 1);")
 # The hand-written schedule group of the 1- and 2-lane code fed the wrong group: a
-# wrong message schedule from group 7 on.
+# wrong message schedule from group 8 on.
 BREAK_GROUP = ("sha256msg2 %[w1], %[w4]", "sha256msg2 %[w2], %[w4]")
 # Every version hashed with the first one's midstate: only the multi-version path is wrong.
 BREAK_VERSIONS = ("const shani_ver *q = &vs[v];", "const shani_ver *q = &vs[0];")
 
 # The versions-as-lanes code (2-lane) starting every version of a group of four from the group's first midstate.
-BREAK_SHARED_VERSIONS = ("S0[c] = q[c].mid_abef;", "S0[c] = q[0].mid_abef;")
+BREAK_SHARED_VERSIONS = ("S0[c] = _mm_add_epi32(q[c].abef3, kw->kw[0]);",
+                         "S0[c] = _mm_add_epi32(q[0].abef3, kw->kw[0]);")
 
 pytestmark = pytest.mark.skipif(not any(n.startswith("shani") for n in core.implementations()),
                                 reason="needs a CPU with SHA-NI (the broken kernels are SHA-NI code)")
