@@ -194,9 +194,10 @@ SHANI_INLINE void shani_prepare(const miner_work *w, shani_pre *p) {
 
 /* The second hash of L lanes whose first hash ended in S0/S1 (after the
  * feed-forward), schedule window in registers: 6 registers a lane, so for one
- * or two lanes. h7[l] receives word 7 of lane l's result. */
-SHANI_INLINE void shani_hash2_regs(const shani_pre *p, const __m128i *A, const __m128i *C, uint32_t *h7,
-                                   const int L) {
+ * or two lanes. F[l] receives lane l's last CDGH: its dword 0 plus IV7 is word
+ * 7 of the result (shani_h7). */
+SHANI_INLINE void shani_hash2_f(const shani_pre *p, const __m128i *A, const __m128i *C, __m128i *F,
+                                const int L) {
     __m128i S0[4], S1[4], G[4][4], kw[4], m1[4];
     UNROLL for (int l = 0; l < L; l++) {
         G[l][0] = _mm_shuffle_epi32(_mm_unpackhi_epi64(C[l], A[l]), 0x1B); /* A B C D */
@@ -235,10 +236,33 @@ SHANI_INLINE void shani_hash2_regs(const shani_pre *p, const __m128i *A, const _
         }
         UNROLL for (int l = 0; l < L; l++) SHANI_RND4_ADD(S0[l], S1[l], G[l][gi & 3], p->k[gi]);
     }
-    UNROLL for (int l = 0; l < L; l++) h7[l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;
+    UNROLL for (int l = 0; l < L; l++) F[l] = S1[l];
 }
 
-SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, const int L) {
+SHANI_INLINE void shani_h7(const __m128i *F, uint32_t *h7, const int L) {
+    UNROLL for (int l = 0; l < L; l++) h7[l] = (uint32_t)_mm_cvtsi128_si32(F[l]) + SHA256_H7;
+}
+
+SHANI_INLINE void shani_hash2_regs(const shani_pre *p, const __m128i *A, const __m128i *C, uint32_t *h7,
+                                   const int L) {
+    __m128i F[2];
+    shani_hash2_f(p, A, C, F, L);
+    shani_h7(F, h7, L);
+}
+
+/* Candidate lanes (bit l = lane l) when the target's top limb is 0, as at
+ * every difficulty of 1 or more: then a candidate has word 7 = 0, i.e. its
+ * last CDGH's dword 0 = -IV7. With two lanes one compare in the vector unit
+ * replaces the per-lane add, byte swap and compare of miner_h7_mask (16
+ * scalar instructions a pair, 5 here). */
+SHANI_INLINE uint64_t shani_mask0(const __m128i *F, const int L) {
+    const __m128i want = _mm_set1_epi32((int)(0u - SHA256_H7));
+    if (L == 1) return (uint32_t)_mm_cvtsi128_si32(F[0]) == 0u - SHA256_H7;
+    __m128i eq = _mm_cmpeq_epi32(_mm_unpacklo_epi32(F[0], F[1]), want);
+    return (uint64_t)(_mm_movemask_ps(_mm_castsi128_ps(eq)) & 3);
+}
+
+SHANI_INLINE void shani_lanes_f(const shani_pre *p, uint32_t n0, __m128i *F, const int L) {
     __m128i S0[4], S1[4], G[4][4], kw[4], m1[4];
 
     /* ---- First hash: rounds 0-3 from the job's constants and one add (SHANI_NONCE_VEC). ---- */
@@ -278,7 +302,19 @@ SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, con
         S0[l] = _mm_add_epi32(S0[l], p->h1_mid_abef);
         S1[l] = _mm_add_epi32(S1[l], p->h1_mid_cdgh);
     }
-    shani_hash2_regs(p, S0, S1, h7, L);
+    shani_hash2_f(p, S0, S1, F, L);
+}
+
+SHANI_INLINE void shani_lanes(const shani_pre *p, uint32_t n0, uint32_t *h7, const int L) {
+    __m128i F[2];
+    shani_lanes_f(p, n0, F, L);
+    shani_h7(F, h7, L);
+}
+
+SHANI_INLINE uint64_t shani_lanes_mask0(const shani_pre *p, uint32_t n0, const int L) {
+    __m128i F[2];
+    shani_lanes_f(p, n0, F, L);
+    return shani_mask0(F, L);
 }
 
 /* ------------------------------------------------------------------------
@@ -600,6 +636,8 @@ SHANI_ATTR int SHANI_FN(miner_scan_shani2_versions)(MINER_SCAN_VERSIONS_PARAMS) 
                         const volatile int *abort) {                           \
         shani_pre pre;                                                         \
         shani_prepare(w, &pre);                                                \
+        if (w->target[7] == 0)                                                 \
+            MINER_SCAN_LOOP_MASK(L, shani_lanes_mask0(&pre, (uint32_t)n_, L)); \
         MINER_SCAN_LOOP(L, SHANI_LANES_##L);                                   \
     }
 #define SHANI_LANES_1(n0, h7) shani_lanes(&pre, n0, h7, 1)

@@ -36,6 +36,9 @@ BREAK_VERSIONS = ("const shani_ver *q = &vs[v];", "const shani_ver *q = &vs[0];"
 # The versions-as-lanes code (2-lane) starting every version of a group of four from the group's first midstate.
 BREAK_SHARED_VERSIONS = ("S0[c] = _mm_add_epi32(q[c].abef3, kw->kw[0]);",
                          "S0[c] = _mm_add_epi32(q[0].abef3, kw->kw[0]);")
+# The vector candidate test of the 1-/2-lane scans (targets whose top limb is 0,
+# i.e. difficulty 1 and up) dropping the second lane: hits at odd offsets are lost.
+BREAK_MASK0 = ("_mm_movemask_ps(_mm_castsi128_ps(eq)) & 3", "_mm_movemask_ps(_mm_castsi128_ps(eq)) & 1")
 
 pytestmark = pytest.mark.skipif(not any(n.startswith("shani") for n in core.implementations()),
                                 reason="needs a CPU with SHA-NI (the broken kernels are SHA-NI code)")
@@ -94,3 +97,11 @@ def test_a_wrong_schedule_group_fails_the_self_test(tmp_path):
     got = usable_with(tmp_path, BREAK_GROUP)
     assert all(got[n] == 0 for n in names("2-lane", "1-lane"))
     assert all(got[n] == 1 for n in [*names("4-lane", "3-lane"), "portable"])
+
+
+@pytest.mark.slow
+def test_a_wrong_difficulty_one_candidate_test_fails_the_self_test(tmp_path):
+    got = usable_with(tmp_path, BREAK_MASK0)
+    # The genesis nonce sits in the second lane of its pair at its real target.
+    assert all(got[n] == 0 for n in names("2-lane"))
+    assert all(got[n] == 1 for n in [*names("4-lane", "3-lane", "1-lane"), "portable"])
