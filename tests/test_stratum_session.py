@@ -423,7 +423,7 @@ def test_failover_and_return_to_primary(caplog):
             await primary.restart()
             job = await h.wait(lambda: next((j for j in h.jobs if j.pool_id == 0), None), timeout=10)
             assert job.clean and h.mgr.active_pool_id == 0
-            assert h.pool_events("switched")
+            await h.wait(lambda: h.pool_events("switched"))    # as above: the job may come before the authorize reply
             # A share for the backup's job is now stale, not sent to either pool.
             h.mgr.submit(mine_share(h.jobs[0]))
             await h.wait(lambda: h.shares("stale"))
