@@ -283,8 +283,9 @@ static int versions_agree(const miner_impl *impl, const uint8_t *header, const u
 }
 
 /* The multi-version scan: the genesis block's real nonce found only under its
- * real version among others, dense scans at 2^252 with 1-8 versions, and the
- * cap (every pair a hit at 2^256-1). */
+ * real version among others (with 3 versions, and in every slot of 4-8),
+ * dense scans at 2^252 with 1-8 versions, and the cap (every pair a hit at
+ * 2^256-1). */
 static int self_test_versions(const miner_impl *impl) {
     const uint32_t nonce = 2083236893u;
     uint8_t target[32] = {0};
@@ -303,6 +304,19 @@ static int self_test_versions(const miner_impl *impl) {
     if (impl->scan_versions(w, 3, nonce - 37, 100, out, MINER_VERSIONS_MIN_CAP, &next, NULL) != 1 || out[0] != nonce || out[1] != 1 ||
         next != (uint64_t)nonce - 37 + 100)
         return 0;
+    /* The same at 4-8 versions, the real one (1) in every slot among decoys:
+     * codes may test all versions of a nonce at once at such targets. */
+    for (int nv = 4; nv <= MINER_MAX_VERSIONS; nv++)
+        for (int slot = 0; slot < nv; slot++) {
+            miner_work wv[MINER_MAX_VERSIONS];
+            for (int v = 0; v < nv; v++) {
+                with_version(h, GENESIS, v == slot ? 1u : 0x20000000u + 0x2000u * (uint32_t)v);
+                prepare(&wv[v], h, target);
+            }
+            if (impl->scan_versions(wv, nv, nonce - 5, 11, out, MINER_VERSIONS_MIN_CAP, &next, NULL) != 1 ||
+                out[0] != nonce || out[1] != (uint32_t)slot)
+                return 0;
+        }
     memset(target, 0xff, sizeof target);
     target[31] = 0x0f;
     for (int nv = 1; nv <= MINER_MAX_VERSIONS; nv++)

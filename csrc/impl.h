@@ -192,11 +192,16 @@ static inline uint64_t miner_h7_mask(const uint32_t *h7, int lanes, uint32_t tar
  * nonce n_ + l under version v, for NV versions. Pairs are reported by
  * nonce, then version index; the call stops at a lane-group boundary when
  * fewer than LANES * NV free pairs remain.
+ *
+ * MINER_SCAN_VERSIONS_LOOP_ANY is the same loop over ANY_OF, an expression
+ * whose value has bit l set when some version of nonce n_ + l may be a
+ * candidate (an implementation that tests all versions at once in its vector
+ * unit); every version of such a nonce is then confirmed. A spurious bit
+ * costs only those confirmations, so ANY_OF may over-report, never miss.
  */
-#define MINER_SCAN_VERSIONS_LOOP(LANES, NV, HASH_LANES)                        \
+#define MINER_SCAN_VERSIONS_LOOP_(LANES, NV, ANY_OF, MAYBE)                    \
     do {                                                                       \
         int found_ = 0;                                                        \
-        uint32_t h7_[(LANES) * MINER_MAX_VERSIONS];                            \
         uint64_t n_ = start, end_ = (uint64_t)start + count;                   \
         while (n_ < end_) {                                                    \
             if (abort && *abort) break;                                        \
@@ -206,17 +211,13 @@ static inline uint64_t miner_h7_mask(const uint32_t *h7, int lanes, uint32_t tar
                     *next = n_;                                                \
                     return found_;                                             \
                 }                                                              \
-                HASH_LANES;                                                    \
-                uint64_t any_ = 0;                                             \
-                for (int v_ = 0; v_ < (NV); v_++)                              \
-                    any_ |= miner_h7_mask(h7_ + v_ * (LANES), LANES, w[v_].target[7]); \
+                uint64_t any_ = (ANY_OF);                                      \
                 while (any_) {                                                 \
                     int l_ = __builtin_ctzll(any_);                            \
                     any_ &= any_ - 1;                                          \
                     for (int v_ = 0; v_ < (NV); v_++) {                        \
                         uint64_t x_ = n_ + (uint64_t)l_;                       \
-                        if (x_ < end_ && miner_h7_candidate(h7_[v_ * (LANES) + l_], w[v_].target[7]) && \
-                            miner_confirm(&w[v_], (uint32_t)x_)) {             \
+                        if (x_ < end_ && (MAYBE) && miner_confirm(&w[v_], (uint32_t)x_)) { \
                             out[2 * found_] = (uint32_t)x_;                    \
                             out[2 * found_ + 1] = (uint32_t)v_;                \
                             found_++;                                          \
@@ -228,6 +229,21 @@ static inline uint64_t miner_h7_mask(const uint32_t *h7, int lanes, uint32_t tar
         *next = n_ < end_ ? n_ : end_;                                         \
         return found_;                                                         \
     } while (0)
+
+static inline uint64_t miner_h7_mask_versions(const uint32_t *h7, int lanes, int nv, const miner_work *w) {
+    uint64_t any = 0;
+    for (int v = 0; v < nv; v++) any |= miner_h7_mask(h7 + v * lanes, lanes, w[v].target[7]);
+    return any;
+}
+
+#define MINER_SCAN_VERSIONS_LOOP(LANES, NV, HASH_LANES)                        \
+    do {                                                                       \
+        uint32_t h7_[(LANES) * MINER_MAX_VERSIONS];                            \
+        MINER_SCAN_VERSIONS_LOOP_(LANES, NV, ({ HASH_LANES; miner_h7_mask_versions(h7_, LANES, NV, w); }), \
+                                  miner_h7_candidate(h7_[v_ * (LANES) + l_], w[v_].target[7])); \
+    } while (0)
+
+#define MINER_SCAN_VERSIONS_LOOP_ANY(LANES, NV, ANY_OF) MINER_SCAN_VERSIONS_LOOP_(LANES, NV, ANY_OF, 1)
 
 static inline uint32_t miner_bswap32(uint32_t x) { return __builtin_bswap32(x); }
 #endif

@@ -243,13 +243,6 @@ SHANI_INLINE void shani_h7(const __m128i *F, uint32_t *h7, const int L) {
     UNROLL for (int l = 0; l < L; l++) h7[l] = (uint32_t)_mm_cvtsi128_si32(F[l]) + SHA256_H7;
 }
 
-SHANI_INLINE void shani_hash2_regs(const shani_pre *p, const __m128i *A, const __m128i *C, uint32_t *h7,
-                                   const int L) {
-    __m128i F[2];
-    shani_hash2_f(p, A, C, F, L);
-    shani_h7(F, h7, L);
-}
-
 /* Candidate lanes (bit l = lane l) when the target's top limb is 0, as at
  * every difficulty of 1 or more: then a candidate has word 7 = 0, i.e. its
  * last CDGH's dword 0 = -IV7. With two lanes one compare in the vector unit
@@ -593,12 +586,34 @@ SHANI_INLINE void shani_h1_shared(const shani_pre *p, const shani_ver *q, const 
     }
 }
 
+/* Versions v0..v0+CH-1 of the nonce whose schedule is kw: F[c] receives each
+ * one's last CDGH (shani_hash2_f). */
+SHANI_INLINE void shani_vchunk_f(const shani_pre *p, const shani_ver *vs, int v0, const shani_kw1 *kw,
+                                 __m128i *F, const int CH) {
+    __m128i A[4], C[4];
+    shani_h1_shared(p, vs + v0, kw, A, C, CH);
+    UNROLL for (int c = 0; c < CH; c += 2) shani_hash2_f(p, A + c, C + c, F + c, CH - c < 2 ? 1 : 2);
+}
+
 /* Versions v0..v0+CH-1 of the nonce whose schedule is kw: h7[v] for each. */
 SHANI_INLINE void shani_vchunk(const shani_pre *p, const shani_ver *vs, int v0, const shani_kw1 *kw,
                                uint32_t *h7, const int CH) {
-    __m128i A[4], C[4];
-    shani_h1_shared(p, vs + v0, kw, A, C, CH);
-    UNROLL for (int c = 0; c < CH; c += 2) shani_hash2_regs(p, A + c, C + c, h7 + v0 + c, CH - c < 2 ? 1 : 2);
+    __m128i F[4];
+    shani_vchunk_f(p, vs, v0, kw, F, CH);
+    shani_h7(F, h7 + v0, CH);
+}
+
+/* As shani_vchunk, for targets whose top limb is 0: 1 if some version of the
+ * chunk has word 7 = 0 (shani_mask0), by one compare of all CH at once. */
+SHANI_INLINE uint64_t shani_vchunk_mask0(const shani_pre *p, const shani_ver *vs, int v0, const shani_kw1 *kw,
+                                         const int CH) {
+    __m128i F[4], x;
+    shani_vchunk_f(p, vs, v0, kw, F, CH);
+    if (CH == 1) return (uint32_t)_mm_cvtsi128_si32(F[0]) == 0u - SHA256_H7;
+    x = _mm_unpacklo_epi32(F[0], F[1]);
+    if (CH == 4) x = _mm_unpacklo_epi64(x, _mm_unpacklo_epi32(F[2], F[3]));
+    x = _mm_cmpeq_epi32(x, _mm_set1_epi32((int)(0u - SHA256_H7)));
+    return (_mm_movemask_ps(_mm_castsi128_ps(x)) & ((1 << CH) - 1)) != 0;
 }
 
 SHANI_INLINE void shani_vshared(const shani_pre *p, const shani_ver *vs, int nv, uint32_t n, uint32_t *h7) {
@@ -611,6 +626,23 @@ SHANI_INLINE void shani_vshared(const shani_pre *p, const shani_ver *vs, int nv,
         v += 2;
     }
     if (v < nv) shani_vchunk(p, vs, v, &kw, h7, 1);
+}
+
+/* shani_vshared for targets whose top limb is 0: 1 if some version of nonce
+ * n is a candidate (each one is then confirmed), instead of nv words 7 that
+ * the scan loop would test one by one (about 7 scalar instructions each). */
+SHANI_INLINE uint64_t shani_vshared_mask0(const shani_pre *p, const shani_ver *vs, int nv, uint32_t n) {
+    shani_kw1 kw;
+    uint64_t any = 0;
+    shani_sched1(p, __builtin_bswap32(n), &kw);
+    int v = 0;
+    for (; v + 4 <= nv; v += 4) any |= shani_vchunk_mask0(p, vs, v, &kw, 4);
+    if (v + 2 <= nv) {
+        any |= shani_vchunk_mask0(p, vs, v, &kw, 2);
+        v += 2;
+    }
+    if (v < nv) any |= shani_vchunk_mask0(p, vs, v, &kw, 1);
+    return any;
 }
 
 /* Fewer than 4 versions: the schedule, made per nonce, is shared by too few
@@ -627,6 +659,9 @@ SHANI_ATTR int SHANI_FN(miner_scan_shani2_versions)(MINER_SCAN_VERSIONS_PARAMS) 
     shani_pre pre;
     shani_ver vs[MINER_MAX_VERSIONS];
     shani_prepare_versions(w, nv, &pre, vs);
+    int top0 = 1;
+    for (int v = 0; v < nv; v++) top0 &= w[v].target[7] == 0;
+    if (top0) MINER_SCAN_VERSIONS_LOOP_ANY(1, nv, shani_vshared_mask0(&pre, vs, nv, (uint32_t)n_));
     MINER_SCAN_VERSIONS_LOOP(1, nv, shani_vshared(&pre, vs, nv, (uint32_t)n_, h7_));
 }
 
