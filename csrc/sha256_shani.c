@@ -39,7 +39,7 @@
 #define SHANI_INLINE static inline __attribute__((always_inline, target(SHANI_TARGET)))
 
 typedef struct {
-    __m128i h1_abef2, h1_cdgh2; /* first hash state after rounds 0-1 */
+    __m128i h1_abef2;           /* first hash ABEF after rounds 0-1 (= CDGH after round 3) */
     __m128i h1_abef3;           /* ABEF after rounds 0-3 with W3 = 0, less W0 in B and F (SHANI_NONCE_VEC) */
     __m128i h1_mid_abef, h1_mid_cdgh; /* midstate, for the feed-forward */
     __m128i h1_m0;              /* W0..W3 with W3 = 0 */
@@ -74,7 +74,6 @@ SHANI_INLINE void shani_prepare(const miner_work *w, shani_pre *p) {
         SHA256_ROUND(h, a, b, c, d, e, f, g, SHA256_K[1], w->tail[1]);
         uint32_t t[8] = {g, h, a, b, c, d, e, f};
         p->h1_abef2 = abef(t);
-        p->h1_cdgh2 = cdgh(t);
         /* Rounds 2 and 3 with W3 = 0: the nonce enters round 3's T1 as a plain
          * term, so it adds to the new a and the new e and to nothing else. Each
          * nonce then starts at round 4 from one vector add (SHANI_NONCE_VEC)
@@ -243,16 +242,17 @@ SHANI_INLINE void shani_h7(const __m128i *F, uint32_t *h7, const int L) {
     UNROLL for (int l = 0; l < L; l++) h7[l] = (uint32_t)_mm_cvtsi128_si32(F[l]) + SHA256_H7;
 }
 
-/* Candidate lanes (bit l = lane l) when the target's top limb is 0, as at
- * every difficulty of 1 or more: then a candidate has word 7 = 0, i.e. its
- * last CDGH's dword 0 = -IV7. With two lanes one compare in the vector unit
- * replaces the per-lane add, byte swap and compare of miner_h7_mask (16
- * scalar instructions a pair, 5 here). */
+/* Candidate lanes (bit l = lane l, L <= 4) when the target's top limb is 0,
+ * as at every difficulty of 1 or more: then a candidate has word 7 = 0, i.e.
+ * its last CDGH's dword 0 = -IV7. One compare in the vector unit replaces the
+ * per-lane add, byte swap and compare of miner_h7_mask (16 scalar
+ * instructions for two lanes, 5 here). */
 SHANI_INLINE uint64_t shani_mask0(const __m128i *F, const int L) {
-    const __m128i want = _mm_set1_epi32((int)(0u - SHA256_H7));
     if (L == 1) return (uint32_t)_mm_cvtsi128_si32(F[0]) == 0u - SHA256_H7;
-    __m128i eq = _mm_cmpeq_epi32(_mm_unpacklo_epi32(F[0], F[1]), want);
-    return (uint64_t)(_mm_movemask_ps(_mm_castsi128_ps(eq)) & 3);
+    __m128i x = _mm_unpacklo_epi32(F[0], F[1]);
+    if (L > 2) x = _mm_unpacklo_epi64(x, _mm_unpacklo_epi32(F[2], F[L - 1]));
+    x = _mm_cmpeq_epi32(x, _mm_set1_epi32((int)(0u - SHA256_H7)));
+    return (uint64_t)(_mm_movemask_ps(_mm_castsi128_ps(x)) & ((1 << L) - 1));
 }
 
 SHANI_INLINE void shani_lanes_f(const shani_pre *p, uint32_t n0, __m128i *F, const int L) {
@@ -595,53 +595,35 @@ SHANI_INLINE void shani_vchunk_f(const shani_pre *p, const shani_ver *vs, int v0
     UNROLL for (int c = 0; c < CH; c += 2) shani_hash2_f(p, A + c, C + c, F + c, CH - c < 2 ? 1 : 2);
 }
 
-/* Versions v0..v0+CH-1 of the nonce whose schedule is kw: h7[v] for each. */
-SHANI_INLINE void shani_vchunk(const shani_pre *p, const shani_ver *vs, int v0, const shani_kw1 *kw,
-                               uint32_t *h7, const int CH) {
+/* Versions v0..v0+CH-1 of the nonce whose schedule is kw. MASK0 = 0: h7[v]
+ * for each, returns 0. MASK0 = 1 (targets whose top limb is 0): returns 1 if
+ * some version of the chunk has word 7 = 0, by one compare of all CH
+ * (shani_mask0), and writes no h7. */
+SHANI_INLINE uint64_t shani_vchunk(const shani_pre *p, const shani_ver *vs, int v0, const shani_kw1 *kw,
+                                   uint32_t *h7, const int CH, const int MASK0) {
     __m128i F[4];
     shani_vchunk_f(p, vs, v0, kw, F, CH);
+    if (MASK0) return shani_mask0(F, CH) != 0;
     shani_h7(F, h7 + v0, CH);
+    return 0;
 }
 
-/* As shani_vchunk, for targets whose top limb is 0: 1 if some version of the
- * chunk has word 7 = 0 (shani_mask0), by one compare of all CH at once. */
-SHANI_INLINE uint64_t shani_vchunk_mask0(const shani_pre *p, const shani_ver *vs, int v0, const shani_kw1 *kw,
-                                         const int CH) {
-    __m128i F[4], x;
-    shani_vchunk_f(p, vs, v0, kw, F, CH);
-    if (CH == 1) return (uint32_t)_mm_cvtsi128_si32(F[0]) == 0u - SHA256_H7;
-    x = _mm_unpacklo_epi32(F[0], F[1]);
-    if (CH == 4) x = _mm_unpacklo_epi64(x, _mm_unpacklo_epi32(F[2], F[3]));
-    x = _mm_cmpeq_epi32(x, _mm_set1_epi32((int)(0u - SHA256_H7)));
-    return (_mm_movemask_ps(_mm_castsi128_ps(x)) & ((1 << CH) - 1)) != 0;
-}
-
-SHANI_INLINE void shani_vshared(const shani_pre *p, const shani_ver *vs, int nv, uint32_t n, uint32_t *h7) {
-    shani_kw1 kw;
-    shani_sched1(p, __builtin_bswap32(n), &kw);
-    int v = 0;
-    for (; v + 4 <= nv; v += 4) shani_vchunk(p, vs, v, &kw, h7, 4);
-    if (v + 2 <= nv) {
-        shani_vchunk(p, vs, v, &kw, h7, 2);
-        v += 2;
-    }
-    if (v < nv) shani_vchunk(p, vs, v, &kw, h7, 1);
-}
-
-/* shani_vshared for targets whose top limb is 0: 1 if some version of nonce
- * n is a candidate (each one is then confirmed), instead of nv words 7 that
- * the scan loop would test one by one (about 7 scalar instructions each). */
-SHANI_INLINE uint64_t shani_vshared_mask0(const shani_pre *p, const shani_ver *vs, int nv, uint32_t n) {
+/* Every version of nonce n: h7[v] (MASK0 = 0), or whether any is a candidate
+ * at a target whose top limb is 0 (MASK0 = 1; each is then confirmed), which
+ * spares the scan loop nv words 7 tested one by one (about 7 scalar
+ * instructions each). */
+SHANI_INLINE uint64_t shani_vshared(const shani_pre *p, const shani_ver *vs, int nv, uint32_t n, uint32_t *h7,
+                                    const int MASK0) {
     shani_kw1 kw;
     uint64_t any = 0;
     shani_sched1(p, __builtin_bswap32(n), &kw);
     int v = 0;
-    for (; v + 4 <= nv; v += 4) any |= shani_vchunk_mask0(p, vs, v, &kw, 4);
+    for (; v + 4 <= nv; v += 4) any |= shani_vchunk(p, vs, v, &kw, h7, 4, MASK0);
     if (v + 2 <= nv) {
-        any |= shani_vchunk_mask0(p, vs, v, &kw, 2);
+        any |= shani_vchunk(p, vs, v, &kw, h7, 2, MASK0);
         v += 2;
     }
-    if (v < nv) any |= shani_vchunk_mask0(p, vs, v, &kw, 1);
+    if (v < nv) any |= shani_vchunk(p, vs, v, &kw, h7, 1, MASK0);
     return any;
 }
 
@@ -661,8 +643,8 @@ SHANI_ATTR int SHANI_FN(miner_scan_shani2_versions)(MINER_SCAN_VERSIONS_PARAMS) 
     shani_prepare_versions(w, nv, &pre, vs);
     int top0 = 1;
     for (int v = 0; v < nv; v++) top0 &= w[v].target[7] == 0;
-    if (top0) MINER_SCAN_VERSIONS_LOOP_ANY(1, nv, shani_vshared_mask0(&pre, vs, nv, (uint32_t)n_));
-    MINER_SCAN_VERSIONS_LOOP(1, nv, shani_vshared(&pre, vs, nv, (uint32_t)n_, h7_));
+    if (top0) MINER_SCAN_VERSIONS_LOOP_ANY(1, nv, shani_vshared(&pre, vs, nv, (uint32_t)n_, NULL, 1));
+    MINER_SCAN_VERSIONS_LOOP(1, nv, shani_vshared(&pre, vs, nv, (uint32_t)n_, h7_, 0));
 }
 
 #define SHANI_SCAN(name, L)                                                    \

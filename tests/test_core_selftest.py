@@ -36,11 +36,11 @@ BREAK_VERSIONS = ("const shani_ver *q = &vs[v];", "const shani_ver *q = &vs[0];"
 # The versions-as-lanes code (2-lane) starting every version of a group of four from the group's first midstate.
 BREAK_SHARED_VERSIONS = ("S0[c] = _mm_add_epi32(q[c].abef3, kw->kw[0]);",
                          "S0[c] = _mm_add_epi32(q[0].abef3, kw->kw[0]);")
-# The vector candidate test of the 1-/2-lane scans (targets whose top limb is 0,
-# i.e. difficulty 1 and up) dropping the second lane: hits at odd offsets are lost.
-BREAK_MASK0 = ("_mm_movemask_ps(_mm_castsi128_ps(eq)) & 3", "_mm_movemask_ps(_mm_castsi128_ps(eq)) & 1")
+# The vector candidate test of the 1-/2-lane and version scans (targets whose top limb is 0,
+# i.e. difficulty 1 and up) dropping its second lane: hits at odd offsets are lost.
+BREAK_MASK0 = ("_mm_castsi128_ps(x)) & ((1 << L) - 1)", "_mm_castsi128_ps(x)) & ((1 << L) - 1) & ~2")
 # The one-compare test of a chunk of four versions (same targets) reading versions 0-1 twice, 2-3 never.
-BREAK_VMASK0 = ("x = _mm_unpacklo_epi64(x, _mm_unpacklo_epi32(F[2], F[3]));",
+BREAK_VMASK0 = ("x = _mm_unpacklo_epi64(x, _mm_unpacklo_epi32(F[2], F[L - 1]));",
                 "x = _mm_unpacklo_epi64(x, _mm_unpacklo_epi32(F[0], F[1]));")
 
 pytestmark = pytest.mark.skipif(not any(n.startswith("shani") for n in core.implementations()),
