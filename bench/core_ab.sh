@@ -4,9 +4,11 @@
 # host this is the comparison the host's spread disturbs least.
 #   bench/core_ab.sh REV_A:BUILD REV_B:BUILD [ROUNDS] [OUT_DIR]
 # REV is a git revision of this repository (or WORK for the working tree),
-# BUILD is sse (csrc/sha256_shani.c) or vex (csrc/sha256_shani_vex.c). E.g.
+# BUILD is sse (csrc/sha256_shani.c), vex (csrc/sha256_shani_vex.c) or avx512
+# (csrc/sha256_avx512.c; both sides must be avx512). E.g.
 #   bench/core_ab.sh c1a50b7:sse WORK:vex 41      # the VEX build against the SSE code before it
 #   bench/core_ab.sh WORK:vex WORK:vex 41         # the harness's own noise (A/A)
+#   bench/core_ab.sh 73635f2:avx512 WORK:avx512 41  # AVX-512 no-regress check (its scan loops share impl.h)
 # Each side's scan functions are renamed (objcopy) to a_/b_; the rest of the
 # core (reference hashing, confirm) comes from the working tree.
 set -eu
@@ -25,15 +27,21 @@ side() {  # side PREFIX REV:BUILD
     case $build in
         sse) file=sha256_shani.c ;;
         vex) file=sha256_shani_vex.c ;;
-        *) echo "BUILD must be sse or vex, not $build" >&2; exit 2 ;;
+        avx512) file=sha256_avx512.c ;;
+        *) echo "BUILD must be sse, vex or avx512, not $build" >&2; exit 2 ;;
     esac
     gcc -O3 -std=gnu11 -c -I"$src/csrc" -I"$src/kernels" -o "$OUT/$1.o" "$src/csrc/$file"
-    args=$(nm "$OUT/$1.o" | awk -v p="$1" '$2=="T" && $3 ~ /^miner_scan_shani/ {n=$3; sub(/_vex$/,"",n); printf " --redefine-sym %s=%s_%s", $3, p, n}')
+    args=$(nm "$OUT/$1.o" | awk -v p="$1" '$2=="T" && $3 ~ /^miner_scan_(shani|avx512)/ {n=$3; sub(/_vex$/,"",n); printf " --redefine-sym %s=%s_%s", $3, p, n}')
     # shellcheck disable=SC2086
     objcopy $args "$OUT/$1.o" "$OUT/$1.renamed.o"
 }
 side a "$A"
 side b "$B"
+case "${A##*:}${B##*:}" in
+    avx512avx512) KIND=avx512 ;;
+    *avx512*) echo "avx512 is paired only with avx512" >&2; exit 2 ;;
+    *) KIND=shani ;;
+esac
 for f in dispatch sha256_portable sha256_avx2 sha256_shani sha256_shani_vex sha256_avx512 sha256_armv8; do
     gcc -O3 -std=gnu11 -c -I"$HERE/csrc" -I"$HERE/kernels" -o "$OUT/$f.o" "$HERE/csrc/$f.c"
 done
@@ -43,10 +51,29 @@ cat > "$OUT/ab.c" <<'EOF'
 #include <string.h>
 #include <x86intrin.h>
 #include "impl.h"
+#ifdef AB_AVX512
+#define SIDE(p) int p##_miner_scan_avx512(MINER_SCAN_PARAMS); int p##_miner_scan_avx512x2(MINER_SCAN_PARAMS); \
+    int p##_miner_scan_avx512_versions(MINER_SCAN_VERSIONS_PARAMS);
+#define SCAN2 miner_scan_avx512
+#define SCAN3 miner_scan_avx512x2
+#define CALL4(p) CAT(p, miner_scan_avx512_versions)(w, 4, s, N / 4, out, 256, &next, &stop)
+#define SCANV miner_scan_avx512_versions
+#define HAVE_V2(p) 0
+static const char *names[] = {"avx512(16-way)", "avx512(32-way)", "16-way x4 versions", "16-way x8 versions", ""};
+#else
+#define SCAN2 miner_scan_shani2
+#define SCAN3 miner_scan_shani3
+#define CALL4(p) CAT(p, miner_scan_shani4)(w, s, N, out, 16, &next, &stop)
+#define SCANV miner_scan_shani3_versions
+#define HAVE_V2(p) p##_miner_scan_shani2_versions
+static const char *names[] = {"2-lane", "3-lane", "4-lane", "3-lane x8 versions", "2-lane x8 versions"};
 /* The 2-lane version scan is weak: revisions before it have none, and its row is left out. */
 #define SIDE(p) int p##_miner_scan_shani2(MINER_SCAN_PARAMS); int p##_miner_scan_shani3(MINER_SCAN_PARAMS); \
     int p##_miner_scan_shani4(MINER_SCAN_PARAMS); int p##_miner_scan_shani3_versions(MINER_SCAN_VERSIONS_PARAMS); \
     __attribute__((weak)) int p##_miner_scan_shani2_versions(MINER_SCAN_VERSIONS_PARAMS);
+#endif
+#define CAT_(p, f) p##_##f
+#define CAT(p, f) CAT_(p, f)
 SIDE(a)
 SIDE(b)
 static int cmp(const void *x, const void *y) { double u = *(const double *)x, v = *(const double *)y; return (u > v) - (u < v); }
@@ -65,8 +92,7 @@ int main(int argc, char **argv) {
         memset(w[v].target, 0, sizeof w[v].target);
         w[v].target[6] = 0xffff;
     }
-    const char *names[] = {"2-lane", "3-lane", "4-lane", "3-lane x8 versions", "2-lane x8 versions"};
-    const int cells = a_miner_scan_shani2_versions && b_miner_scan_shani2_versions ? 10 : 8;
+    const int cells = HAVE_V2(a) && HAVE_V2(b) ? 10 : 8;
     double *t = calloc((size_t)10 * (size_t)rounds, sizeof *t);
     uint32_t out[512]; uint64_t next; volatile int stop = 0;
     for (int r = 0; r < rounds; r++)
@@ -74,16 +100,18 @@ int main(int argc, char **argv) {
             uint32_t s = (uint32_t)r * N;
             unsigned long long c = __rdtsc();
             switch (i) {
-            case 0: a_miner_scan_shani2(w, s, N, out, 16, &next, &stop); break;
-            case 1: b_miner_scan_shani2(w, s, N, out, 16, &next, &stop); break;
-            case 2: a_miner_scan_shani3(w, s, N, out, 16, &next, &stop); break;
-            case 3: b_miner_scan_shani3(w, s, N, out, 16, &next, &stop); break;
-            case 4: a_miner_scan_shani4(w, s, N, out, 16, &next, &stop); break;
-            case 5: b_miner_scan_shani4(w, s, N, out, 16, &next, &stop); break;
-            case 6: a_miner_scan_shani3_versions(w, 8, s, N / 8, out, 256, &next, &stop); break;
-            case 7: b_miner_scan_shani3_versions(w, 8, s, N / 8, out, 256, &next, &stop); break;
+            case 0: CAT(a, SCAN2)(w, s, N, out, 16, &next, &stop); break;
+            case 1: CAT(b, SCAN2)(w, s, N, out, 16, &next, &stop); break;
+            case 2: CAT(a, SCAN3)(w, s, N, out, 16, &next, &stop); break;
+            case 3: CAT(b, SCAN3)(w, s, N, out, 16, &next, &stop); break;
+            case 4: CALL4(a); break;
+            case 5: CALL4(b); break;
+            case 6: CAT(a, SCANV)(w, 8, s, N / 8, out, 256, &next, &stop); break;
+            case 7: CAT(b, SCANV)(w, 8, s, N / 8, out, 256, &next, &stop); break;
+#ifndef AB_AVX512
             case 8: a_miner_scan_shani2_versions(w, 8, s, N / 8, out, 256, &next, &stop); break;
             case 9: b_miner_scan_shani2_versions(w, 8, s, N / 8, out, 256, &next, &stop); break;
+#endif
             }
             t[i * rounds + r] = (double)(__rdtsc() - c) / N;  /* TSC per hash */
         }
@@ -101,7 +129,8 @@ int main(int argc, char **argv) {
     return 0;
 }
 EOF
-gcc -O2 -std=gnu11 -I"$HERE/csrc" -o "$OUT/ab" "$OUT/ab.c" "$OUT/a.renamed.o" "$OUT/b.renamed.o" \
+DEF=; [ "$KIND" = avx512 ] && DEF=-DAB_AVX512
+gcc -O2 -std=gnu11 $DEF -I"$HERE/csrc" -o "$OUT/ab" "$OUT/ab.c" "$OUT/a.renamed.o" "$OUT/b.renamed.o" \
     "$OUT/dispatch.o" "$OUT/sha256_portable.o" "$OUT/sha256_avx2.o" "$OUT/sha256_shani.o" \
     "$OUT/sha256_shani_vex.o" "$OUT/sha256_avx512.o" "$OUT/sha256_armv8.o"
 echo "A = $A, B = $B, $ROUNDS rounds of 256 Ki nonces each"
