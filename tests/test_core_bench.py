@@ -44,13 +44,25 @@ def test_json_has_every_usable_implementation_at_each_thread_count(capsys):
 
 
 def test_default_run_is_a_quick_look():
-    """`miner bench` with no flags: short cells, so the whole table takes seconds, not half a minute."""
-    import argparse
-    p = argparse.ArgumentParser()
-    bench.add_arguments(p)
-    shown = {*core.candidates(), "portable"} & set(core.implementations())
-    cells = len(shown) * 2 * 2  # thread counts 1 and all cores; +versions rows at most
-    assert p.parse_args([]).duration * cells <= 15
+    """`miner bench` with no flags: short cells, so the whole table takes seconds, not half a minute,
+    on this CPU and on one with many codes (AVX-512 and SHA-NI: 32 cells, 16 s at 0.5 s a cell)."""
+    import os
+    args = parse()
+    cells = bench.plan(args, bench._resolve_impls(None), False, sorted({1, os.cpu_count() or 1}))
+    assert cells and bench.cell_seconds(args.duration, len(cells)) * len(cells) <= 15
+    assert bench.cell_seconds(None, 32) * 32 <= 15
+    assert bench.cell_seconds(None, 8) == bench.DEFAULT_DURATION_S  # few cells: half a second each
+    assert bench.cell_seconds(None, 1000) == bench.MIN_DURATION_S   # never too short to measure
+    assert bench.cell_seconds(3.0, 32) == 3.0                         # --duration is kept as given
+
+
+def test_run_without_duration_shares_the_table_budget(capsys):
+    """The cell length the run used, in its JSON, is the share of the table's budget for its cells."""
+    rc = bench.run(parse("--impl", "portable", "--threads", "1", "--versions", "1", "--json"))
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["results"]) == 1
+    assert doc["duration_s"] == bench.cell_seconds(None, 1) == bench.DEFAULT_DURATION_S
 
 
 def test_table_marks_the_selected_implementation(capsys):

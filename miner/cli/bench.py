@@ -46,7 +46,12 @@ log = logging.getLogger(__name__)
 # (nbits 1d00ffff): a real job, so the early filter runs as it does when mining.
 BENCH_HEADER = core.GENESIS_HEADER
 BENCH_TARGET = 0xFFFF << 208
-DEFAULT_DURATION_S = 0.5  # x (implementations x thread counts) cells: a few seconds in all
+# Without --duration each cell gets TABLE_SECONDS / cells, at most DEFAULT_DURATION_S and at least
+# MIN_DURATION_S: a quick look that stays under about 15 s on a CPU with many codes (AVX-512 and
+# SHA-NI: 32 cells), and half-second cells where there are few.
+DEFAULT_DURATION_S = 0.5
+MIN_DURATION_S = 0.2
+TABLE_SECONDS = 12.0
 CHUNK = 1 << 18  # hashes per scan() call: short enough for a live rate, long enough to hide the call
 # Versions rolled in the bench job's mask bits (0x1fffe000, the usual BIP 310 mask).
 BENCH_VERSIONS = [0x20000000 | v << 13 for v in range(8)]
@@ -72,8 +77,9 @@ class Cell:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION_S,
-                        help=f"seconds per measurement (default {DEFAULT_DURATION_S:g}, a quick look; "
+    parser.add_argument("--duration", type=float, default=None,
+                        help=f"seconds per measurement (default: {DEFAULT_DURATION_S:g}, less where there are "
+                             f"many cells, so the whole table takes about {TABLE_SECONDS:g} s at most: a quick look; "
                              "figures for docs use --duration 3 --repeat 5)")
     parser.add_argument("--impl", action="append", default=None, metavar="NAME",
                         help="only this implementation (short or full name, or 'auto' for the adaptive choice; "
@@ -246,8 +252,28 @@ def _print_table(cells: list[Cell], selected: str, repeat: int, cycles_ok: bool,
         print(note, file=stream)
 
 
+def cell_seconds(duration: float | None, cells: int) -> float:
+    """Seconds per cell: --duration when given, else a share of TABLE_SECONDS (see DEFAULT_DURATION_S)."""
+    if duration is not None:
+        return duration
+    return min(DEFAULT_DURATION_S, max(MIN_DURATION_S, TABLE_SECONDS / max(cells, 1)))
+
+
+def plan(args: argparse.Namespace, impls: list[str], want_auto: bool, threads: list[int]) -> list[tuple[str, int, int]]:
+    """The table's cells in order, as (implementation, threads, versions per nonce)."""
+    cells: list[tuple[str, int, int]] = []
+    if want_auto or (args.auto and not args.impl and len([n for n in impls if n != "portable"]) > 1):
+        for versions in (1, args.versions) if args.versions > 1 else (1,):
+            cells += [(AUTO, n, versions) for n in threads]
+    for impl in impls:
+        rolled = min(args.versions, core.max_versions(impl))
+        for versions in (1, rolled) if rolled > 1 else (1,):
+            cells += [(impl, n, versions) for n in threads]
+    return cells
+
+
 def run(args: argparse.Namespace) -> int:
-    if not args.duration > 0:
+    if args.duration is not None and not args.duration > 0:
         log.error("--duration must be a positive number of seconds, got %s", args.duration)
         return 2
     if args.repeat < 1:
@@ -274,32 +300,25 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(impl: str, n: int, elapsed: float, rate: float) -> None:
         if tty:
-            sys.stderr.write(f"\r  {impl:<16} x{n:<3} {elapsed:5.1f}/{args.duration:.1f} s  {_fmt_rate(rate):>12}   ")
+            sys.stderr.write(f"\r  {impl:<16} x{n:<3} {elapsed:5.1f}/{duration:.1f} s  {_fmt_rate(rate):>12}   ")
             sys.stderr.flush()
 
     cycles_ok = perf_cycles_supported()
+    todo = plan(args, impls, want_auto, threads)
+    duration = cell_seconds(args.duration, len(todo) * args.repeat)
     cells: list[Cell] = []
     try:
-        if want_auto or (args.auto and not args.impl and len([n for n in impls if n != "portable"]) > 1):
-            for versions in (1, args.versions) if args.versions > 1 else (1,):
-                for n in threads:
-                    cell = Cell(AUTO, n, versions=versions)
-                    for _ in range(args.repeat):
-                        codes: list[str] = []
-                        cell.hashes_per_s.append(measure(AUTO, n, args.duration, progress, versions, codes))
-                        cell.thread_codes = codes
-                    cells.append(cell)
-        for impl in impls:
-            rolled = min(args.versions, core.max_versions(impl))
-            for versions in (1, rolled) if rolled > 1 else (1,):
-                for n in threads:
-                    cell = Cell(impl, n, versions=versions)
-                    for _ in range(args.repeat):
-                        # Progress only on a terminal, overwritten in place: the table is the result.
-                        cell.hashes_per_s.append(measure(impl, n, args.duration, progress, versions))
-                    if cycles_ok and n == 1 and versions == 1:
-                        cell.cycles_per_nonce = cycles_per_nonce(impl)
-                    cells.append(cell)
+        for impl, n, versions in todo:
+            cell = Cell(impl, n, versions=versions)
+            for _ in range(args.repeat):
+                # Progress only on a terminal, overwritten in place: the table is the result.
+                codes: list[str] = []
+                cell.hashes_per_s.append(measure(impl, n, duration, progress, versions,
+                                                 codes if impl == AUTO else None))
+                cell.thread_codes = codes if impl == AUTO else []
+            if impl != AUTO and cycles_ok and n == 1 and versions == 1:
+                cell.cycles_per_nonce = cycles_per_nonce(impl)
+            cells.append(cell)
     except CoreError as exc:
         log.error("%s", exc)
         return 1
@@ -317,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
         doc = {
             "selected": default,
             "cpu_count": ncpu,
-            "duration_s": args.duration,
+            "duration_s": duration,
             "repeat": args.repeat,
             "cycles_supported": cycles_ok,
             "results": [
