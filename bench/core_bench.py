@@ -31,6 +31,7 @@ import sys
 import time
 
 from miner import core
+from miner.core import cpuinfo
 from miner.cli.bench import AUTO, measure
 
 
@@ -66,16 +67,8 @@ def tsc_hz() -> float | None:
 
 def machine() -> dict:
     info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
-    try:
-        text = open("/proc/cpuinfo").read()
-        for key in ("model name", "cpu family", "model", "stepping"):
-            m = re.search(rf"^{key}\s*:\s*(.*)$", text, re.M)
-            if m:
-                info[key.replace(" ", "_")] = m.group(1).strip()
-        flags = set(re.search(r"^flags\s*:\s*(.*)$", text, re.M).group(1).split())
-        info["flags"] = sorted(flags & {"sha_ni", "avx2", "avx512f", "avx512vl", "sse4_1", "ssse3"})
-    except (OSError, AttributeError):
-        pass
+    info["cpu"] = cpuinfo.describe()
+    info.update(cpuinfo.cpu_facts())
     info["openssl"] = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
     info["gcc"] = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     info["tsc_hz"] = tsc_hz()

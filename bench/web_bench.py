@@ -30,6 +30,8 @@ from conftest import free_port, start_real_pool  # noqa: E402
 
 from fleet_control import api_ask  # noqa: E402
 
+from miner.core import cpuinfo  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -49,18 +51,7 @@ def cpu_share(native_id: int, seconds: float) -> float:
 
 
 def cpu_model() -> str:
-    facts = {}
-    try:
-        for line in open("/proc/cpuinfo"):
-            key, _, value = line.partition(":")
-            facts.setdefault(key.strip(), value.strip())
-    except OSError:
-        return "unknown"
-    flags = facts.get("flags", "").split()
-    isa = ", ".join(name for f, name in (("sha_ni", "SHA-NI"), ("avx2", "AVX2"), ("avx512f", "AVX-512"))
-                    if f in flags) or "none"
-    return (f"{facts.get('model name', '?')} (family {facts.get('cpu family', '?')} model {facts.get('model', '?')}), "
-            f"{os.cpu_count()} vCPU, flags: {isa}")
+    return cpuinfo.describe()
 
 
 def main() -> None:

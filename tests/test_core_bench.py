@@ -9,6 +9,7 @@ import pytest
 
 import miner.core as core
 from miner.cli import bench
+from miner.core import cpuinfo
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -63,6 +64,7 @@ def test_run_without_duration_shares_the_table_budget(capsys):
     doc = json.loads(capsys.readouterr().out)
     assert len(doc["results"]) == 1
     assert doc["duration_s"] == bench.cell_seconds(None, 1) == bench.DEFAULT_DURATION_S
+    assert doc["cpu"] == cpuinfo.cpu_facts()  # every figure names its CPU
 
 
 def test_table_marks_the_selected_implementation(capsys):
@@ -70,6 +72,7 @@ def test_table_marks_the_selected_implementation(capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "portable" in text and "H/s (median)" in text
+    assert "CPU: " + cpuinfo.describe() in text
     assert f"selected: {core.selected()}" in text
 
 

@@ -37,6 +37,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from miner import core
+from miner.core import cpuinfo
 from miner.errors import CoreError
 from miner.units import human
 
@@ -250,6 +251,8 @@ def _print_table(cells: list[Cell], selected: str, repeat: int, cycles_ok: bool,
         for row in rows:
             print("  ".join(row), file=stream)
         print(note, file=stream)
+    # Outside the table, unwrapped: the line to quote with the figures.
+    print(f"CPU: {cpuinfo.describe()}", file=stream)
 
 
 def cell_seconds(duration: float | None, cells: int) -> float:
@@ -336,6 +339,7 @@ def run(args: argparse.Namespace) -> int:
         doc = {
             "selected": default,
             "cpu_count": ncpu,
+            "cpu": cpuinfo.cpu_facts(),
             "duration_s": duration,
             "repeat": args.repeat,
             "cycles_supported": cycles_ok,
