@@ -195,7 +195,7 @@ static const uint8_t GENESIS_HASH_LE[32] = {
 /*
  * Known-answer self-test of one implementation:
  *  - the genesis header at its real nonce and its real target (nbits 1d00ffff)
- *    finds exactly that nonce in a window around it;
+ *    finds exactly that nonce in a window around it, in every lane position;
  *  - a target equal to the hash meets it, one below misses;
  *  - dense scans at easy targets (above 2^224, so the early filter must not
  *    reject real hits) from odd starts with odd counts, which leave partial
@@ -212,8 +212,12 @@ static int self_test(const miner_impl *impl) {
     prepare(&w, GENESIS, target);
     uint32_t out[64];
     uint64_t next;
-    int n = impl->scan(&w, nonce - 37, 100, out, 64, &next, NULL);
-    if (n != 1 || out[0] != nonce || next != (uint64_t)nonce - 37 + 100) return 0;
+    /* From four starts, so the nonce falls in every lane of a 2-, 3- or 4-lane group
+     * (codes may test a group's lanes at once at such targets). */
+    for (uint32_t back = 34; back <= 37; back++) {
+        int n = impl->scan(&w, nonce - back, 100, out, 64, &next, NULL);
+        if (n != 1 || out[0] != nonce || next != (uint64_t)nonce - back + 100) return 0;
+    }
     /* The hash itself as the target: exactly on it meets, one below misses. */
     uint32_t limbs[8];
     for (int i = 0; i < 8; i++) {
@@ -313,7 +317,9 @@ static int self_test_versions(const miner_impl *impl) {
                 with_version(h, GENESIS, v == slot ? 1u : 0x20000000u + 0x2000u * (uint32_t)v);
                 prepare(&wv[v], h, target);
             }
-            if (impl->scan_versions(wv, nv, nonce - 5, 11, out, MINER_VERSIONS_MIN_CAP, &next, NULL) != 1 ||
+            /* The start moves with the slot: the nonce in each lane of a 4-lane group too. */
+            if (impl->scan_versions(wv, nv, nonce - 5 - (uint32_t)(slot & 3), 11, out, MINER_VERSIONS_MIN_CAP, &next,
+                                    NULL) != 1 ||
                 out[0] != nonce || out[1] != (uint32_t)slot)
                 return 0;
         }

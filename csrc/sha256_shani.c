@@ -461,7 +461,7 @@ SHANI_INLINE void shani_sched1(const shani_pre *p, uint32_t wn, shani_kw1 *o) {
  * SHA256MSG2, so the two fill each other's gaps (software pipelining).
  */
 SHANI_INLINE void shani_lanes_m(const shani_pre *p, const shani_ver *vs, int nv, uint32_t n0,
-                                uint32_t *h7, const shani_kw1 *cur, shani_kw1 *nxt, const int L) {
+                                uint32_t *h7, __m128i *F, const shani_kw1 *cur, shani_kw1 *nxt, const int L) {
     __m128i w2[4][16], kwt[4], Wx[16];
     for (int v = 0; v < nv; v++) {
         const shani_ver *q = &vs[v];
@@ -504,7 +504,10 @@ SHANI_INLINE void shani_lanes_m(const shani_pre *p, const shani_ver *vs, int nv,
         /* Rounds 60-61 only: F of the new ABEF is e after round 60. */
         UNROLL for (int l = 0; l < L; l++) {
             (void)SHANI_SCHED_RND4(S0[l], S1[l], Wn[l], w2[l], 15, p->k[15], kwt[l], 1);
-            h7[v * L + l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;
+            if (F) /* for shani_mask0 */
+                F[v * L + l] = S1[l];
+            else
+                h7[v * L + l] = (uint32_t)_mm_cvtsi128_si32(S1[l]) + SHA256_H7;
         }
     }
 }
@@ -516,7 +519,19 @@ SHANI_INLINE void shani_lanes_m(const shani_pre *p, const shani_ver *vs, int nv,
     UNROLL for (int l = 0; l < (L); l++)                                       \
         shani_sched1(&pre, __builtin_bswap32(start + (uint32_t)l), &kwb_[0][l])
 #define SHANI_M_CALL(vs, nv, n0, h7, L)                                        \
-    (shani_lanes_m(&pre, vs, nv, n0, h7, kwb_[cur_], kwb_[cur_ ^ 1], L), cur_ ^= 1)
+    (shani_lanes_m(&pre, vs, nv, n0, h7, NULL, kwb_[cur_], kwb_[cur_ ^ 1], L), cur_ ^= 1)
+/* At targets whose top limb is 0: bit l set when some version of nonce n0 + l
+ * has word 7 = 0, by one vector compare per version (shani_mask0) instead of
+ * nv * L words 7 tested one by one in the scan loop. */
+#define SHANI_M_ANY0(vs, nv, n0, L)                                            \
+    ({                                                                         \
+        __m128i f_[4 * MINER_MAX_VERSIONS];                                    \
+        uint64_t any_ = 0;                                                     \
+        shani_lanes_m(&pre, vs, nv, n0, NULL, f_, kwb_[cur_], kwb_[cur_ ^ 1], L); \
+        cur_ ^= 1;                                                             \
+        for (int v_ = 0; v_ < (nv); v_++) any_ |= shani_mask0(f_ + v_ * (L), L); \
+        any_;                                                                  \
+    })
 
 #define SHANI_M_SCAN(name, L)                                                  \
     SHANI_ATTR int name(const miner_work *w, uint32_t start, uint64_t count,   \
@@ -527,6 +542,8 @@ SHANI_INLINE void shani_lanes_m(const shani_pre *p, const shani_ver *vs, int nv,
         shani_prepare(w, &pre);                                                \
         shani_ver_from(&pre, &ver);                                            \
         SHANI_M_PROLOGUE(L);                                                   \
+        if (w->target[7] == 0)                                                 \
+            MINER_SCAN_LOOP_MASK(L, SHANI_M_ANY0(&ver, 1, (uint32_t)n_, L));   \
         MINER_SCAN_LOOP(L, SHANI_M_LANES_##L);                                 \
     }
 #define SHANI_M_LANES_3(n0, h7) SHANI_M_CALL(&ver, 1, n0, h7, 3)
@@ -546,6 +563,9 @@ SHANI_M_SCAN(SHANI_FN(miner_scan_shani4), 4)
         shani_ver vs[MINER_MAX_VERSIONS];                                      \
         shani_prepare_versions(w, nv, &pre, vs);                               \
         SHANI_M_PROLOGUE(L);                                                   \
+        int top0_ = 1;                                                         \
+        for (int v_ = 0; v_ < nv; v_++) top0_ &= w[v_].target[7] == 0;         \
+        if (top0_) MINER_SCAN_VERSIONS_LOOP_ANY(L, nv, SHANI_M_ANY0(vs, nv, (uint32_t)n_, L)); \
         MINER_SCAN_VERSIONS_LOOP(L, nv, SHANI_M_CALL(vs, nv, (uint32_t)n_, h7_, L)); \
     }
 SHANI_M_VSCAN(SHANI_FN(miner_scan_shani3_versions), 3)

@@ -36,12 +36,16 @@ BREAK_VERSIONS = ("const shani_ver *q = &vs[v];", "const shani_ver *q = &vs[0];"
 # The versions-as-lanes code (2-lane) starting every version of a group of four from the group's first midstate.
 BREAK_SHARED_VERSIONS = ("S0[c] = _mm_add_epi32(q[c].abef3, kw->kw[0]);",
                          "S0[c] = _mm_add_epi32(q[0].abef3, kw->kw[0]);")
-# The vector candidate test of the 1-/2-lane and version scans (targets whose top limb is 0,
-# i.e. difficulty 1 and up) dropping its second lane: hits at odd offsets are lost.
+# The vector candidate test of the 2-, 3- and 4-lane and version scans (targets whose top limb is 0,
+# i.e. difficulty 1 and up) dropping a group's second lane: hits there are lost.
 BREAK_MASK0 = ("_mm_castsi128_ps(x)) & ((1 << L) - 1)", "_mm_castsi128_ps(x)) & ((1 << L) - 1) & ~2")
-# The one-compare test of a chunk of four versions (same targets) reading versions 0-1 twice, 2-3 never.
+# The same compare of three or four lanes (or a chunk of four versions) reading lanes 0-1 twice, 2-3 never.
 BREAK_VMASK0 = ("x = _mm_unpacklo_epi64(x, _mm_unpacklo_epi32(F[2], F[L - 1]));",
                 "x = _mm_unpacklo_epi64(x, _mm_unpacklo_epi32(F[0], F[1]));")
+
+# The 3-/4-lane version scans at those targets asking only version 0 whether it is a candidate.
+BREAK_M_ANY0 = ("for (int v_ = 0; v_ < (nv); v_++) any_ |= shani_mask0(f_ + v_ * (L), L);",
+                "for (int v_ = 0; v_ < 1; v_++) any_ |= shani_mask0(f_ + v_ * (L), L);")
 
 pytestmark = pytest.mark.skipif(not any(n.startswith("shani") for n in core.implementations()),
                                 reason="needs a CPU with SHA-NI (the broken kernels are SHA-NI code)")
@@ -95,13 +99,20 @@ def test_a_wrong_schedule_group_fails_the_self_test(tmp_path):
     assert all(got[n] == 1 for n in [*names("4-lane", "3-lane"), "portable"])
 
 
-# Patches that break only the 2-lane code (both builds):
-#  - shared: the version scan starting every version of a group of four from the first one's midstate;
-#  - mask0: the difficulty-1 candidate test of a pair; the genesis nonce sits in its pair's second lane;
-#  - vmask0: the four-version compare; the genesis block's real version in slot 3 or 4 of a group is missed.
+# Patches of the vector paths, and the codes each must cost their self-test (both builds):
+#  - shared: the 2-lane version scan starting every version of a group of four from the first one's midstate;
+#  - mask0: the difficulty-1 candidate test of a lane group; the self-test's genesis nonce falls in every lane;
+#  - vmask0: that test for 3-4 lanes and the 2-lane four-version compare (lanes or versions 2-3 missed);
+#  - m_any0: the 3-/4-lane version scans' test at those targets, version 0 only: the genesis block's real
+#    version in any other slot is missed (their one-version scans are right).
 @pytest.mark.slow
-@pytest.mark.parametrize("patch", [BREAK_SHARED_VERSIONS, BREAK_MASK0, BREAK_VMASK0], ids=["shared", "mask0", "vmask0"])
-def test_a_wrong_two_lane_path_fails_the_self_test(tmp_path, patch):
+@pytest.mark.parametrize("patch, broken", [(BREAK_SHARED_VERSIONS, ("2-lane",)),
+                                           (BREAK_MASK0, ("2-lane", "3-lane", "4-lane")),
+                                           (BREAK_VMASK0, ("2-lane", "3-lane", "4-lane")),
+                                           (BREAK_M_ANY0, ("3-lane", "4-lane"))],
+                         ids=["shared", "mask0", "vmask0", "m_any0"])
+def test_a_wrong_vector_path_fails_the_self_test(tmp_path, patch, broken):
     got = usable_with(tmp_path, patch)
-    assert all(got[n] == 0 for n in names("2-lane"))
-    assert all(got[n] == 1 for n in [*names("4-lane", "3-lane", "1-lane"), "portable"])
+    assert all(got[n] == 0 for n in names(*broken))
+    kept = [n for n in ("1-lane", "2-lane", "3-lane", "4-lane") if n not in broken]
+    assert all(got[n] == 1 for n in [*names(*kept), "portable"])
