@@ -652,7 +652,19 @@ SHANI_INLINE uint64_t shani_vshared(const shani_pre *p, const shani_ver *vs, int
  * so each version runs the plain 2-lane code, two nonces at a time. */
 SHANI_ATTR static int shani2_versions_few(MINER_SCAN_VERSIONS_PARAMS) {
     shani_pre pre[3];
-    for (int v = 0; v < nv; v++) shani_prepare(&w[v], &pre[v]);
+    int top0 = 1;
+    for (int v = 0; v < nv; v++) {
+        shani_prepare(&w[v], &pre[v]);
+        top0 &= w[v].target[7] == 0;
+    }
+    /* Difficulty 1 and up: each version's pair compare (shani_mask0), ORed into one bit per nonce. */
+    if (top0)
+        MINER_SCAN_VERSIONS_LOOP_ANY(2, nv, ({
+                                         uint64_t any_ = 0;
+                                         for (int v_ = 0; v_ < nv; v_++)
+                                             any_ |= shani_lanes_mask0(&pre[v_], (uint32_t)n_, 2);
+                                         any_;
+                                     }));
     MINER_SCAN_VERSIONS_LOOP(2, nv, for (int v_ = 0; v_ < nv; v_++) shani_lanes(&pre[v_], (uint32_t)n_, h7_ + 2 * v_, 2));
 }
 

@@ -47,6 +47,10 @@ BREAK_VMASK0 = ("x = _mm_unpacklo_epi64(x, _mm_unpacklo_epi32(F[2], F[L - 1]));"
 BREAK_M_ANY0 = ("for (int v_ = 0; v_ < (nv); v_++) any_ |= shani_mask0(f_ + v_ * (L), L);",
                 "for (int v_ = 0; v_ < 1; v_++) any_ |= shani_mask0(f_ + v_ * (L), L);")
 
+# The 2-lane scan of 2-3 versions at those targets asking only version 0.
+BREAK_FEW_ANY0 = ("any_ |= shani_lanes_mask0(&pre[v_], (uint32_t)n_, 2);",
+                  "any_ |= v_ ? 0 : shani_lanes_mask0(&pre[v_], (uint32_t)n_, 2);")
+
 pytestmark = pytest.mark.skipif(not any(n.startswith("shani") for n in core.implementations()),
                                 reason="needs a CPU with SHA-NI (the broken kernels are SHA-NI code)")
 
@@ -104,13 +108,15 @@ def test_a_wrong_schedule_group_fails_the_self_test(tmp_path):
 #  - mask0: the difficulty-1 candidate test of a lane group; the self-test's genesis nonce falls in every lane;
 #  - vmask0: that test for 3-4 lanes and the 2-lane four-version compare (lanes or versions 2-3 missed);
 #  - m_any0: the 3-/4-lane version scans' test at those targets, version 0 only: the genesis block's real
-#    version in any other slot is missed (their one-version scans are right).
+#    version in any other slot is missed (their one-version scans are right);
+#  - few_any0: the same in the 2-lane scan of 2-3 versions (the self-test's genesis among 3 versions).
 @pytest.mark.slow
 @pytest.mark.parametrize("patch, broken", [(BREAK_SHARED_VERSIONS, ("2-lane",)),
                                            (BREAK_MASK0, ("2-lane", "3-lane", "4-lane")),
                                            (BREAK_VMASK0, ("2-lane", "3-lane", "4-lane")),
-                                           (BREAK_M_ANY0, ("3-lane", "4-lane"))],
-                         ids=["shared", "mask0", "vmask0", "m_any0"])
+                                           (BREAK_M_ANY0, ("3-lane", "4-lane")),
+                                           (BREAK_FEW_ANY0, ("2-lane",))],
+                         ids=["shared", "mask0", "vmask0", "m_any0", "few_any0"])
 def test_a_wrong_vector_path_fails_the_self_test(tmp_path, patch, broken):
     got = usable_with(tmp_path, patch)
     assert all(got[n] == 0 for n in names(*broken))
