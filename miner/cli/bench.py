@@ -80,7 +80,7 @@ class Cell:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None,
                         help=f"seconds per measurement (default: {DEFAULT_DURATION_S:g}, less where there are "
-                             f"many cells, so the whole table takes about {TABLE_SECONDS:g} s at most: a quick look; "
+                             f"many cells, so that a table of many takes about {TABLE_SECONDS:g} s: a quick look; "
                              "figures for docs use --duration 3 --repeat 5)")
     parser.add_argument("--impl", action="append", default=None, metavar="NAME",
                         help="only this implementation (short or full name, or 'auto' for the adaptive choice; "
