@@ -1,5 +1,5 @@
 #!/bin/sh
-# Two builds of the SHA-NI code in one process, alternated call by call: the
+# Two builds of the SHA-NI (or AVX-512) code in one process, alternated call by call: the
 # paired time ratio per hash (B over A), median over the rounds. On a shared
 # host this is the comparison the host's spread disturbs least.
 #   bench/core_ab.sh REV_A:BUILD REV_B:BUILD [ROUNDS] [OUT_DIR]
