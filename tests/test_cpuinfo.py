@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from miner.core import cpuinfo
 
 X86 = """processor\t: 0
@@ -55,7 +57,7 @@ def test_this_machine_agrees_with_the_core():
     from miner import core
     f = cpuinfo.cpu_facts()
     if not os.path.exists("/proc/cpuinfo") or f["family"] is None:
-        return
+        pytest.skip("no x86 /proc/cpuinfo here")
     usable = core.implementations()
     assert any(n.startswith("shani") for n in usable) == ("SHA-NI" in f["isa"])
     assert any(n.startswith("avx512") for n in usable) <= ("AVX-512" in f["isa"])
