@@ -67,8 +67,8 @@ def tsc_hz() -> float | None:
 
 def machine() -> dict:
     info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
-    info["cpu"] = cpuinfo.describe()
-    info.update(cpuinfo.cpu_facts())
+    facts = cpuinfo.cpu_facts()
+    info.update(facts, cpu=cpuinfo.describe(facts))
     info["openssl"] = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
     info["gcc"] = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     info["tsc_hz"] = tsc_hz()

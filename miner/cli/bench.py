@@ -318,7 +318,7 @@ def run(args: argparse.Namespace) -> int:
                 codes: list[str] = []
                 cell.hashes_per_s.append(measure(impl, n, duration, progress, versions,
                                                  codes if impl == AUTO else None))
-                cell.thread_codes = codes if impl == AUTO else []
+                cell.thread_codes = codes  # filled by the auto row only
             if impl != AUTO and cycles_ok and n == 1 and versions == 1:
                 cell.cycles_per_nonce = cycles_per_nonce(impl)
             cells.append(cell)
