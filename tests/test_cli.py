@@ -190,8 +190,12 @@ def test_devices_lists_cpu_core_implementations():
 def test_selftest_passes_on_this_machine():
     proc = run_miner("selftest", timeout=180)
     assert "cpu: cpu0: PASS" in proc.stdout
-    assert "FAIL" not in proc.stdout, proc.stdout
-    assert proc.returncode == 0
+    failed = [line for line in proc.stdout.splitlines() if "FAIL" in line]
+    # The one failure a sound host may show: an OpenCL platform whose compiler predates this CPU
+    # (the pip wheel's PoCL on AMD Zen 5, installed beside the distribution's, which passes). It
+    # must fail alone, in one line that names the fix, and the exit status must say so.
+    assert all(line.startswith("opencl: ") and "pocl-opencl-icd" in line for line in failed), proc.stdout
+    assert proc.returncode == (1 if failed else 0)
 
 
 # -- optional dependencies that are not installed ---------------------------------------------------

@@ -27,6 +27,12 @@ HEADERS = json.loads((Path(__file__).parent / "vectors" / "block_headers.json").
 
 if not opencl.OpenCLBackend.detect():
     pytest.skip("no OpenCL platform (pip install 'pyopencl[pocl]')", allow_module_level=True)
+from opencl_device import SKIP_REASON, working_spec  # noqa: E402
+
+SPEC = working_spec()
+if SPEC is None:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
+PLATFORM, INDEX = (int(x) for x in SPEC.split(":")[1:])
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +44,7 @@ def cache_home(tmp_path_factory):
 def device(cache_home):
     mp = pytest.MonkeyPatch()
     mp.setenv("XDG_CACHE_HOME", str(cache_home))
-    dev = opencl.OpenCLBackend.create(["opencl:0:0"], {})[0]
+    dev = opencl.OpenCLBackend.create([SPEC], {})[0]
     dev.open()
     yield dev
     dev.close()
@@ -100,7 +106,7 @@ def test_binary_cache_is_used_and_keyed_by_options(device, tmp_path):
 
 def test_device_open_reads_the_cache_second_time(device, cache_home):
     assert list((cache_home / "miner" / "opencl").glob("*.bin"))
-    again = opencl.OpenCLDevice("opencl:0:0", 0, 0)
+    again = opencl.OpenCLDevice(SPEC, PLATFORM, INDEX)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(cache_home))
         again.open()
@@ -117,7 +123,7 @@ def test_detect_and_bad_specs():
         opencl.OpenCLBackend.create(["opencl:9:9"], {})
     with pytest.raises(ConfigError):
         opencl.OpenCLBackend.create(["opencl:x"], {})
-    assert [d.name for d in opencl.OpenCLBackend.create(["opencl:0"], {})] == ["opencl:0:0"]
+    assert SPEC in [d.name for d in opencl.OpenCLBackend.create([f"opencl:{PLATFORM}"], {})]
 
 
 # -- the run loop against a DeviceContext ------------------------------------------------------
@@ -262,7 +268,7 @@ def test_gpu_watts_come_from_the_device_itself_not_gpu_0(cache_home, monkeypatch
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.setattr(power, "_nvml", power._Nvml())
     ns = args("--gpu-watts", "42")
-    dev = opencl.OpenCLBackend.create(["opencl:0:0"], {"gpu_launch": 1 << 16})[0]
+    dev = opencl.OpenCLBackend.create([SPEC], {"gpu_launch": 1 << 16})[0]
     # the callback the miner command builds: the power flags parsed once into a PowerConfig
     engine = Engine([dev], None, benchmark_job=benchmark_job(),
                     watts_for=power.watts_for([dev.kind], power.PowerConfig.from_args(ns)))
@@ -281,3 +287,61 @@ def test_gpu_watts_come_from_the_device_itself_not_gpu_0(cache_home, monkeypatch
     assert opencl.pci_bus_id(opencl._cl(), dev._device) is None and "pci_bus_id" not in info
     assert d.watts == 42.0
     assert fake.lookups == []
+
+
+def test_a_failed_build_is_one_line_with_the_compiler_error(device, tmp_path):
+    """A real PoCL build failure (a kernel with an undeclared name) becomes one DeviceError line
+    that keeps the compiler's own error, not pyopencl's many-line dump."""
+    from miner.errors import DeviceError
+    ctx = cl.Context([device._device])
+    bad = "__kernel void k(__global uint *a) { a[0] = not_declared_anywhere; }"
+    with pytest.raises(DeviceError) as e:
+        opencl.build_program(ctx, device._device, bad, directory=tmp_path)
+    msg = str(e.value)
+    assert "\n" not in msg and "not_declared_anywhere" in msg and msg.startswith("OpenCL kernel build failed on ")
+    assert "unknown target CPU" not in msg and "pocl-opencl-icd" not in msg   # no hint for a plain source error
+    assert not list(tmp_path.glob("*.bin"))
+
+
+def test_an_llvm_that_does_not_know_the_cpu_gets_a_hint():
+    """The log PoCL 3.0 (LLVM 14) prints for every build on an AMD Zen 5 core, as pyopencl words it."""
+    log_text = ("clBuildProgram failed: BUILD_PROGRAM_FAILURE - clBuildProgram failed: BUILD_PROGRAM_FAILURE\n\n"
+                "Build on <pyopencl.Device 'pthread-AMD EPYC' on 'Portable Computing Language'>:\n\n"
+                "error: unknown target CPU 'generic'\nDevice pthread-AMD EPYC failed to build the program\n\n"
+                "(options: -cl-std=CL1.2)")
+    assert opencl.build_summary(log_text) == ("clBuildProgram failed: BUILD_PROGRAM_FAILURE; "
+                                              "error: unknown target CPU 'generic'")
+    assert "apt-get install pocl-opencl-icd" in opencl.build_hint(log_text)
+    assert opencl.build_hint("error: use of undeclared identifier 'x'") == ""
+
+
+def _unbuildable_devices():
+    """Detected devices on which a kernel does not build here (none on most hosts)."""
+    if SPEC is None:
+        return []
+    out = []
+    for found in opencl.OpenCLBackend.detect():
+        _, p, d = found.spec.split(":")
+        dev = cl.get_platforms()[int(p)].get_devices()[int(d)]
+        try:
+            cl.Program(cl.Context([dev]), "__kernel void k(__global uint *a) { a[0] = 1; }").build(devices=[dev])
+        except cl.Error:
+            out.append(found.spec)
+    return out
+
+
+@pytest.mark.parametrize("spec", _unbuildable_devices() or [None])
+def test_a_device_that_cannot_build_fails_alone_with_a_clear_line(spec, tmp_path, monkeypatch):
+    """A platform whose compiler fails here (the pip PoCL on a CPU newer than its LLVM) fails its own
+    device's open with one clear line; the working device beside it still opens. On hosts where every
+    device builds there is nothing to fail, and the working device must still open."""
+    from miner.errors import DeviceError
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    if spec is not None:
+        bad = opencl.OpenCLBackend.create([spec], {})[0]
+        with pytest.raises(DeviceError) as e:
+            bad.open()
+        assert "\n" not in str(e.value) and "OpenCL kernel build failed" in str(e.value)
+    good = opencl.OpenCLBackend.create([SPEC], {})[0]
+    good.open()
+    good.close()

@@ -1,4 +1,4 @@
-"""`miner --device opencl:0:0` (the OpenCL kernel on PoCL) against the real third-party pool.
+"""`miner --device opencl:P:D` (the OpenCL kernel on PoCL) against the real third-party pool.
 
 The pool validates every share itself; its verdicts come from its own event lines.
 """
@@ -22,6 +22,11 @@ from miner.backends.opencl import OpenCLBackend  # noqa: E402
 
 if not OpenCLBackend.detect():
     pytest.skip("no OpenCL platform (pip install 'pyopencl[pocl]')", allow_module_level=True)
+from opencl_device import SKIP_REASON, working_spec  # noqa: E402
+
+SPEC = working_spec()
+if SPEC is None:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
 
 
 # PoCL hashes a few hundred kH/s: a low pool difficulty gives a share every second or so.
@@ -29,7 +34,7 @@ if not OpenCLBackend.detect():
 def test_opencl_device_gets_accepted_shares_from_the_real_pool(real_pool, tmp_path):
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
     proc = subprocess.Popen([sys.executable, "-m", "miner", "-o", real_pool.url, "-u", real_pool.user,
-                             "-p", "gpu-pw", "--device", "opencl:0:0", "--time-limit", "150", "--json",
+                             "-p", "gpu-pw", "--device", SPEC, "--time-limit", "150", "--json",
                              "--status-interval", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(tmp_path), env=env)
     events: list[dict] = []
@@ -62,7 +67,7 @@ def test_opencl_device_gets_accepted_shares_from_the_real_pool(real_pool, tmp_pa
     rates = [e for e in events if e["event"] == "hashrate"]
     assert rates and rates[-1]["hw_errors"] == 0
     # Only the OpenCL device mined: the CPU backend was not asked for.
-    assert {e["device"] for e in shares if e["result"] == "accepted"} == {"opencl:0:0"}
+    assert {e["device"] for e in shares if e["result"] == "accepted"} == {SPEC}
     # The kernel binary went to the cache under XDG_CACHE_HOME, created private.
     cache = tmp_path / "cache" / "miner" / "opencl"
     assert list(cache.glob("*.bin")) and (cache.stat().st_mode & 0o777) == 0o700, stderr

@@ -60,6 +60,29 @@ def cache_key(device, options: tuple[str, ...], source: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
+# PoCL hands the host CPU's LLVM name to its compiler; an LLVM older than the CPU (the pip
+# wheel's PoCL 3.0 carries LLVM 14, which predates AMD Zen 5) names it "generic", and every
+# build fails. The error alone does not say what to do about it.
+_UNKNOWN_CPU_HINT = (" -- this OpenCL compiler does not know this CPU model; use a newer PoCL, such as the "
+                     "distribution's (apt-get install pocl-opencl-icd), and pick its device with --device")
+
+
+def build_summary(log_text: str) -> str:
+    """One line from pyopencl's many-line build failure: its first line and the compiler's errors."""
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    if not lines:
+        return "no build log"
+    # pyopencl repeats its status once per nesting level: "X - X - X".
+    head = " - ".join(dict.fromkeys(lines[0].split(" - ")))
+    errors = [line for line in lines[1:] if line.startswith("error:") or ": error:" in line]
+    return "; ".join([head] + errors[:3])
+
+
+def build_hint(log_text: str) -> str:
+    """What to do about a failed build, when its log shows a known cause ("" otherwise)."""
+    return _UNKNOWN_CPU_HINT if "unknown target CPU" in log_text else ""
+
+
 def build_program(ctx, device, source: str, options: tuple[str, ...] = BUILD_OPTIONS,
                   directory: Path | None = None):
     """A built program for ``device``, from the binary cache when it holds a match.
@@ -80,7 +103,9 @@ def build_program(ctx, device, source: str, options: tuple[str, ...] = BUILD_OPT
     try:
         prg = cl.Program(ctx, source).build(options=list(options), devices=[device], cache_dir=False)
     except cl.Error as exc:
-        raise DeviceError(f"OpenCL kernel build failed on {device.name}: {exc}") from exc
+        log.debug("OpenCL build log on %s:\n%s", device.name, exc)
+        raise DeviceError(f"OpenCL kernel build failed on {device.name}: {build_summary(str(exc))}"
+                          f"{build_hint(str(exc))}") from exc
     try:
         binary = prg.get_info(cl.program_info.BINARIES)[0]
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -1,0 +1,33 @@
+"""The OpenCL device the OpenCL tests run on: the first one that can build a kernel on this host.
+
+A PoCL build carries its own LLVM, and an LLVM older than the CPU does not know its model name:
+the pip wheel's PoCL 3.0 (LLVM 14) fails every build on an AMD Zen 5 core with "unknown target
+CPU 'generic'", while the distribution's PoCL 3.1 (LLVM 15) builds there for a feature-matched
+target. Both can be installed at once, in either platform order, so the tests ask each device
+instead of assuming platform 0.
+"""
+from __future__ import annotations
+
+import functools
+
+SKIP_REASON = ("no OpenCL device here can build a kernel (a PoCL whose LLVM predates this CPU fails with "
+               "'unknown target CPU'; install the distribution's PoCL: apt-get install pocl-opencl-icd)")
+
+
+@functools.lru_cache(maxsize=1)
+def working_spec() -> str | None:
+    """"opencl:P:D" of the first detected device that builds a one-line kernel, or None."""
+    import pyopencl as cl
+
+    from miner.backends.opencl import OpenCLBackend
+
+    for found in OpenCLBackend.detect():
+        _, p, d = found.spec.split(":")
+        device = cl.get_platforms()[int(p)].get_devices()[int(d)]
+        try:
+            ctx = cl.Context([device])
+            cl.Program(ctx, "__kernel void k(__global uint *a) { a[0] = 1; }").build(devices=[device])
+        except cl.Error:
+            continue
+        return found.spec
+    return None
