@@ -46,9 +46,9 @@ int miner_impl_versions(int i);
  * Like miner_scan for nver (1..8) versions of header: versions[v] replaces
  * the header's version field (bytes 0-3) for version index v. The first hash's
  * message schedule is shared between versions. out receives (nonce, version
- * index) pairs, ascending by nonce then index: 2 * cap uint32_t, cap >= 128
- * pairs. A call may stop early, at a lane-group boundary (16 nonces or fewer),
- * when fewer than 16 * nver free pairs remain; *next is then where to continue, and every
+ * index) pairs, ascending by nonce then index: 2 * cap uint32_t, cap >= 256
+ * pairs. A call may stop early, at a lane-group boundary (32 nonces or fewer),
+ * when fewer than (group size) * nver free pairs remain; *next is then where to continue, and every
  * version of every nonce below it has been scanned. Returns the number of
  * pairs, -1 for bad arguments, -2 when implementation impl has no
  * multi-version code (see miner_impl_versions).

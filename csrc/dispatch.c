@@ -116,7 +116,7 @@ static const miner_impl IMPLS[] = {
     {"armv8(1-lane)", miner_scan_armv8_1, cpu_armv8_sha2},
 #endif
 #if defined(MINER_X86)
-    {"avx512(32-way)", miner_scan_avx512x2, cpu_avx512, miner_scan_avx512_versions},
+    {"avx512(32-way)", miner_scan_avx512x2, cpu_avx512, miner_scan_avx512x2_versions},
     {"avx512(16-way)", miner_scan_avx512, cpu_avx512, miner_scan_avx512_versions},
     {"avx2(8-way)", miner_scan_avx2, cpu_avx2, miner_scan_avx2_versions},
 #endif
@@ -283,7 +283,7 @@ static int versions_agree(const miner_impl *impl, const uint8_t *header, const u
             }
     if (k != n) return 0;
     /* Complete unless the cap stopped it at a group boundary short of room for a group. */
-    return next == (uint64_t)start + count || (next > start && cap - n < 16 * nv);
+    return next == (uint64_t)start + count || (next > start && cap - n < MINER_VERSIONS_MAX_LANES * nv);
 }
 
 /* The multi-version scan: the genesis block's real nonce found only under its

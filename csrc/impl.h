@@ -54,7 +54,10 @@ typedef struct {
  * fill, so *next always means "every version of every nonce below it done".
  */
 #define MINER_MAX_VERSIONS 8
-#define MINER_VERSIONS_MIN_CAP 128
+/* The widest lane group of a version scan (avx512(32-way)); a call must have
+ * room for one whole group of every version. */
+#define MINER_VERSIONS_MAX_LANES 32
+#define MINER_VERSIONS_MIN_CAP (MINER_VERSIONS_MAX_LANES * MINER_MAX_VERSIONS)
 typedef int (*miner_scan_versions_fn)(const miner_work *w, int nv, uint32_t start, uint64_t count,
                                       uint32_t *out, int cap, uint64_t *next,
                                       const volatile int *abort);
@@ -97,6 +100,8 @@ int miner_scan_avx512x2(const miner_work *w, uint32_t start, uint64_t count,
                         uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 int miner_scan_avx512_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
                                uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
+int miner_scan_avx512x2_versions(const miner_work *w, int nv, uint32_t start, uint64_t count,
+                                 uint32_t *out, int cap, uint64_t *next, const volatile int *abort);
 /* SHA-NI, 1-4 lanes, and several versions per nonce (miner_scan_versions_fn) at 2,
  * 3 and 4 lanes: the SSE build (sha256_shani.c, no suffix) and the same code
  * VEX-encoded (sha256_shani_vex.c, suffix _vex) for CPUs with AVX too. */

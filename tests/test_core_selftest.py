@@ -51,20 +51,28 @@ BREAK_M_ANY0 = ("for (int v_ = 0; v_ < (nv); v_++) any_ |= shani_mask0(f_ + v_ *
 BREAK_FEW_ANY0 = ("any_ |= shani_lanes_mask0(&pre[v_], (uint32_t)n_, 2);",
                   "any_ |= v_ ? 0 : shani_lanes_mask0(&pre[v_], (uint32_t)n_, 2);")
 
-pytestmark = pytest.mark.skipif(not any(n.startswith("shani") for n in core.implementations()),
-                                reason="needs a CPU with SHA-NI (the broken kernels are SHA-NI code)")
+# The 32-way AVX-512 version scan (two chains of 16 lanes) reading only the first chain's candidates:
+# hits in nonces 16-31 of each group of 32 are lost under every version; its plain scan is right.
+BREAK_X2_VERSIONS_HIGH = ("m_[v] = avx512_candidates(h7[v].x, t7) | avx512_candidates(h7[v].y, t7) << 16;",
+                          "m_[v] = avx512_candidates(h7[v].x, t7);")
+# The same scan hashing the second chain one nonce early (nonces 15-30 in place of 16-31).
+BREAK_X2_VERSIONS_NONCE = ("avx512_nonce_words(n0 + 16)}, h7);", "avx512_nonce_words(n0 + 15)}, h7);")
+
+HAVE_SHANI = any(n.startswith("shani") for n in core.implementations())
+HAVE_AVX512 = any(n.startswith("avx512") for n in core.implementations())
+needs_shani = pytest.mark.skipif(not HAVE_SHANI, reason="needs a CPU with SHA-NI (the broken kernels are SHA-NI code)")
 
 
-def usable_with(tmp_path: Path, patch: tuple[str, str] | None) -> dict[str, int]:
+def usable_with(tmp_path: Path, patch: tuple[str, str] | None, file: str = "sha256_shani.c") -> dict[str, int]:
     cc = shutil.which(sysconfig.get_config_var("CC").split()[0]) or shutil.which("cc")
     if cc is None:
         pytest.skip("no C compiler")  # pragma: no cover - the package build needs one anyway
     src = tmp_path / "csrc"
     shutil.copytree(ROOT / "csrc", src)
     if patch is not None:
-        text = (src / "sha256_shani.c").read_text()
-        assert text.count(patch[0]) == 1, "the patch no longer matches csrc/sha256_shani.c"
-        (src / "sha256_shani.c").write_text(text.replace(patch[0], patch[1]))
+        text = (src / file).read_text()
+        assert text.count(patch[0]) == 1, f"the patch no longer matches csrc/{file}"
+        (src / file).write_text(text.replace(patch[0], patch[1]))
     (tmp_path / "main.c").write_text(DRIVER)
     exe = tmp_path / "selftest"
     res = subprocess.run([cc, "-O2", "-std=gnu11", "-Wno-unused-function", f"-I{src}", f"-I{ROOT / 'kernels'}",
@@ -76,12 +84,16 @@ def usable_with(tmp_path: Path, patch: tuple[str, str] | None) -> dict[str, int]
 
 
 @pytest.mark.slow
+@needs_shani
 def test_unpatched_sources_pass(tmp_path):
     got = usable_with(tmp_path, None)
     assert all(got[n] == 1 for n in [*names("4-lane", "3-lane", "2-lane", "1-lane"), "portable"])
+    if HAVE_AVX512:
+        assert got["avx512(32-way)"] == 1 and got["avx512(16-way)"] == 1
 
 
 @pytest.mark.slow
+@needs_shani
 def test_a_wrong_lane_fails_the_self_test(tmp_path):
     got = usable_with(tmp_path, BREAK_LAST_LANE)
     assert all(got[n] == 0 for n in names("4-lane", "3-lane"))
@@ -89,6 +101,7 @@ def test_a_wrong_lane_fails_the_self_test(tmp_path):
 
 
 @pytest.mark.slow
+@needs_shani
 def test_a_wrong_multi_version_path_fails_the_self_test(tmp_path):
     got = usable_with(tmp_path, BREAK_VERSIONS)
     # The plain scans (one version) are right; the version check catches the rest.
@@ -97,6 +110,7 @@ def test_a_wrong_multi_version_path_fails_the_self_test(tmp_path):
 
 
 @pytest.mark.slow
+@needs_shani
 def test_a_wrong_schedule_group_fails_the_self_test(tmp_path):
     got = usable_with(tmp_path, BREAK_GROUP)
     assert all(got[n] == 0 for n in names("2-lane", "1-lane"))
@@ -111,6 +125,7 @@ def test_a_wrong_schedule_group_fails_the_self_test(tmp_path):
 #    version in any other slot is missed (their one-version scans are right);
 #  - few_any0: the same in the 2-lane scan of 2-3 versions (the self-test's genesis among 3 versions).
 @pytest.mark.slow
+@needs_shani
 @pytest.mark.parametrize("patch, broken", [(BREAK_SHARED_VERSIONS, ("2-lane",)),
                                            (BREAK_MASK0, ("2-lane", "3-lane", "4-lane")),
                                            (BREAK_VMASK0, ("2-lane", "3-lane", "4-lane")),
@@ -122,3 +137,12 @@ def test_a_wrong_vector_path_fails_the_self_test(tmp_path, patch, broken):
     assert all(got[n] == 0 for n in names(*broken))
     kept = [n for n in ("1-lane", "2-lane", "3-lane", "4-lane") if n not in broken]
     assert all(got[n] == 1 for n in [*names(*kept), "portable"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_AVX512, reason="needs a CPU with AVX-512 (the broken kernel is AVX-512 code)")
+@pytest.mark.parametrize("patch", [BREAK_X2_VERSIONS_HIGH, BREAK_X2_VERSIONS_NONCE], ids=["high_chain", "nonce"])
+def test_a_wrong_32_way_version_scan_fails_the_self_test(tmp_path, patch):
+    got = usable_with(tmp_path, patch, "sha256_avx512.c")
+    assert got["avx512(32-way)"] == 0
+    assert got["avx512(16-way)"] == 1 and got["portable"] == 1
