@@ -62,11 +62,16 @@ __attribute__((target("avx512f,avx512bw"))) int miner_scan_avx512(
     MINER_SCAN_LOOP_MASK(16, AVX512_MASK((uint32_t)n_));
 }
 
-/* The version scans' candidate test: HASH_MASKS fills m_[v] with the candidate
- * lanes of version v (one compare each, avx512_candidates) and the loop ORs
- * them; every version of a marked nonce whose own bit is set is confirmed. */
+/* The body of a version scan: each version's per-job data (pre[v]), target
+ * word 7 broadcast (t7), then the scan loop. HASH_MASKS hashes the group at
+ * n_ and fills m_[v] with the candidate lanes of version v (one compare each,
+ * avx512_candidates); the loop ORs them, and every version of a marked nonce
+ * whose own bit is set is confirmed. */
 #define AVX512_VERSIONS_LOOP(LANES, HASH_MASKS)                                \
     do {                                                                       \
+        miner_pre pre[MINER_MAX_VERSIONS];                                     \
+        for (int v = 0; v < nv; v++) miner_precompute(&w[v], &pre[v]);         \
+        const __m512i t7 = _mm512_set1_epi32((int)w[0].target[7]);             \
         uint64_t m_[MINER_MAX_VERSIONS];                                       \
         MINER_SCAN_VERSIONS_LOOP_(LANES, nv, ({                                \
             HASH_MASKS;                                                        \
@@ -81,9 +86,6 @@ __attribute__((target("avx512f,avx512bw"))) int miner_scan_avx512(
 __attribute__((target("avx512f,avx512bw"))) int miner_scan_avx512_versions(
     const miner_work *w, int nv, uint32_t start, uint64_t count, uint32_t *out, int cap, uint64_t *next,
     const volatile int *abort) {
-    miner_pre pre[MINER_MAX_VERSIONS];
-    for (int v = 0; v < nv; v++) miner_precompute(&w[v], &pre[v]);
-    const __m512i t7 = _mm512_set1_epi32((int)w[0].target[7]);
     AVX512_VERSIONS_LOOP(16, {
         __m512i h7[MINER_MAX_VERSIONS];
         sha256d_h7v_avx512(pre, nv, avx512_nonce_words((uint32_t)n_), h7);
@@ -167,9 +169,6 @@ __attribute__((target("avx512f,avx512bw"))) int miner_scan_avx512x2(
 __attribute__((target("avx512f,avx512bw"))) int miner_scan_avx512x2_versions(
     const miner_work *w, int nv, uint32_t start, uint64_t count, uint32_t *out, int cap, uint64_t *next,
     const volatile int *abort) {
-    miner_pre pre[MINER_MAX_VERSIONS];
-    for (int v = 0; v < nv; v++) miner_precompute(&w[v], &pre[v]);
-    const __m512i t7 = _mm512_set1_epi32((int)w[0].target[7]);
     AVX512_VERSIONS_LOOP(32, {
         zmm2 h7[MINER_MAX_VERSIONS];
         uint32_t n0 = (uint32_t)n_;

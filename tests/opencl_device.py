@@ -14,20 +14,22 @@ SKIP_REASON = ("no OpenCL device here can build a kernel (a PoCL whose LLVM pred
                "'unknown target CPU'; install the distribution's PoCL: apt-get install pocl-opencl-icd)")
 
 
-@functools.lru_cache(maxsize=1)
-def working_spec() -> str | None:
-    """"opencl:P:D" of the first detected device that builds a one-line kernel, or None."""
+def builds(spec: str) -> bool:
+    """Whether a one-line kernel builds on the detected device "opencl:P:D"."""
     import pyopencl as cl
 
+    _, p, d = spec.split(":")
+    device = cl.get_platforms()[int(p)].get_devices()[int(d)]
+    try:
+        cl.Program(cl.Context([device]), "__kernel void k(__global uint *a) { a[0] = 1; }").build(devices=[device])
+    except cl.Error:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def working_spec() -> str | None:
+    """"opencl:P:D" of the first detected device that builds a kernel, or None."""
     from miner.backends.opencl import OpenCLBackend
 
-    for found in OpenCLBackend.detect():
-        _, p, d = found.spec.split(":")
-        device = cl.get_platforms()[int(p)].get_devices()[int(d)]
-        try:
-            ctx = cl.Context([device])
-            cl.Program(ctx, "__kernel void k(__global uint *a) { a[0] = 1; }").build(devices=[device])
-        except cl.Error:
-            continue
-        return found.spec
-    return None
+    return next((found.spec for found in OpenCLBackend.detect() if builds(found.spec)), None)

@@ -27,7 +27,7 @@ HEADERS = json.loads((Path(__file__).parent / "vectors" / "block_headers.json").
 
 if not opencl.OpenCLBackend.detect():
     pytest.skip("no OpenCL platform (pip install 'pyopencl[pocl]')", allow_module_level=True)
-from opencl_device import SKIP_REASON, working_spec  # noqa: E402
+from opencl_device import SKIP_REASON, builds, working_spec  # noqa: E402
 
 SPEC = working_spec()
 if SPEC is None:
@@ -317,17 +317,7 @@ def test_an_llvm_that_does_not_know_the_cpu_gets_a_hint():
 
 def _unbuildable_devices():
     """Detected devices on which a kernel does not build here (none on most hosts)."""
-    if SPEC is None:
-        return []
-    out = []
-    for found in opencl.OpenCLBackend.detect():
-        _, p, d = found.spec.split(":")
-        dev = cl.get_platforms()[int(p)].get_devices()[int(d)]
-        try:
-            cl.Program(cl.Context([dev]), "__kernel void k(__global uint *a) { a[0] = 1; }").build(devices=[dev])
-        except cl.Error:
-            out.append(found.spec)
-    return out
+    return [found.spec for found in opencl.OpenCLBackend.detect() if not builds(found.spec)]
 
 
 @pytest.mark.parametrize("spec", _unbuildable_devices() or [None])
