@@ -16,6 +16,8 @@ and the code each thread ran at the end (from the INFO log). The target it
 checks: every automatic start within 3% of the best forced code (docs/benchmarks/core.md), both by
 its measured rate (which includes this host's run-to-run spread) and by the code it chose (that
 code's forced median against the best one's).
+With --no-trials every start also runs the automatic choice with its trial rounds while mining
+switched off (the start-up trial kept), so the cost of those rounds shows as a paired ratio.
 Uses the miner installed next to this Python (the venv's `miner`).
 """
 from __future__ import annotations
@@ -32,10 +34,17 @@ import time
 from pathlib import Path
 
 MINER = str(Path(sys.executable).with_name("miner"))
+NO_TRIALS = "auto, no trials"
+# The miner with every CPU thread kept on its start-up code: the chooser never starts a trial round.
+_NO_TRIALS_MAIN = ("import sys; from miner.backends.cpu_choice import CodeChooser; "
+                   "CodeChooser.next_impl = lambda self: self.current; "
+                   "from miner.cli.command import main; sys.exit(main(sys.argv[1:]))")
 
 
 def run_once(core: str | None, seconds: float, threads: int) -> tuple[float, float, float, float, str]:
     cmd = [MINER, "--benchmark", "--time-limit", str(seconds), "-t", str(threads), "--json", "--log-level", "info"]
+    if core == NO_TRIALS:
+        cmd[:1], core = [sys.executable, "-c", _NO_TRIALS_MAIN], None
     if core:
         cmd += ["--core", core]
     env = dict(os.environ)
@@ -84,12 +93,14 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--core", action="append", default=None, metavar="NAME")
     ap.add_argument("--json", metavar="FILE", help="also write every run to FILE")
+    ap.add_argument("--no-trials", action="store_true",
+                    help="also run the automatic choice without its trial rounds while mining, every start")
     args = ap.parse_args()
     # By default the SHA-NI candidates of the automatic choice with 2 or more lanes.
     fixed = args.core or _default_codes()
     runs: list[dict] = []
     for i in range(args.starts):
-        for core in (None, fixed[i % len(fixed)]):
+        for core in (None, *([NO_TRIALS] if args.no_trials else []), fixed[i % len(fixed)]):
             wall, rate, steady, startup, codes = run_once(core, args.time_limit, args.threads)
             runs.append({"core": core or "auto", "rate": rate, "wall_rate": wall, "steady_rate": steady,
                          "startup_s": startup, "codes": codes, "time": time.time()})
@@ -114,7 +125,7 @@ def main() -> int:
     print(f"after start-up (wall clock): auto median {statistics.median(sratios):.3f}x the best forced code "
           f"({sbest}), within 3% in {sum(x >= 0.97 for x in sratios)} of {len(autos)} starts; start-up "
           f"median {statistics.median(r['startup_s'] for r in autos):.2f} s auto, "
-          f"{statistics.median(r['startup_s'] for r in runs if r['core'] != 'auto'):.2f} s forced")
+          f"{statistics.median(r['startup_s'] for r in runs if r['core'] in fixed):.2f} s forced")
     # The choice itself, apart from the host's run-to-run spread: the forced median of the code
     # each start chose, over the best forced median (a code not forced here counts as a miss).
     def quality(code: str) -> float:
@@ -128,6 +139,11 @@ def main() -> int:
         end_ok += all(quality(c) >= 0.97 for c in end)
     print(f"the code chosen at start-up is within 3% of the best forced code (by forced medians) in {start_ok} of "
           f"{len(autos)} starts; every thread's code at the end of the run in {end_ok} of {len(autos)}")
+    if args.no_trials:
+        bare = [r for r in runs if r["core"] == NO_TRIALS]
+        q = [a["rate"] / b["rate"] for a, b in zip(autos, bare)]
+        print(f"auto over auto without trial rounds, paired by start: median {statistics.median(q):.3f}x "
+              f"({', '.join(f'{x:.3f}' for x in q)})")
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": runs, "medians": med, "best": best}, indent=1))
     return 0
