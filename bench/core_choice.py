@@ -9,7 +9,7 @@ hashes over the run), and the same per CPU second of the miner process
 (rate x seconds x threads / CPU seconds used): on a host shared with other
 work the wall-clock rate mostly measures how much CPU time the other work left,
 so the comparison uses the CPU-time view (both are printed). Both count the start-up trial (a
-one-time cost of the automatic choice, 0.1-0.3 s) as time not hashing; a third view, the wall-clock
+one-time cost of the automatic choice, 0.6-0.9 s on Zen 1) as time not hashing; a third view, the wall-clock
 rate from the moment the device threads start, leaves it out. The script prints every run, the median of each forced
 code, and for each automatic start its ratio to the best forced code's median
 and the code each thread ran at the end (from the INFO log). The target it
@@ -83,6 +83,8 @@ run_once.cpu_before = 0.0
 def _default_codes() -> list[str]:
     import miner.core as core
     codes = [c for c in core.candidates() if (core.lane_count(c) or 0) >= 2]
+    # Both builds of each: the start-up choice weighs the winner's SSE build against its VEX build.
+    codes += [core.encoding_twin(c) for c in codes if core.encoding_twin(c) in core.implementations()]
     return codes or core.candidates()[:3]
 
 
@@ -96,7 +98,7 @@ def main() -> int:
     ap.add_argument("--no-trials", action="store_true",
                     help="also run the automatic choice without its trial rounds while mining, every start")
     args = ap.parse_args()
-    # By default the SHA-NI candidates of the automatic choice with 2 or more lanes.
+    # By default the SHA-NI candidates of the automatic choice with 2 or more lanes, in both builds.
     fixed = args.core or _default_codes()
     runs: list[dict] = []
     for i in range(args.starts):

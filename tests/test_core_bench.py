@@ -25,14 +25,16 @@ def test_json_has_every_usable_implementation_at_each_thread_count(capsys):
     doc = json.loads(out.out)
     assert doc["selected"] == core.selected()
     cells = {(r["impl"], r["threads"], r["versions"]) for r in doc["results"]}
-    # By default: the automatic choice's candidates and portable C (not an SSE build whose VEX twin runs).
-    shown = [i for i in core.implementations() if i in core.candidates() or i == "portable"]
+    # By default: the automatic choice's candidates, the code it chose (the SSE build of the winner, where
+    # that was faster) and portable C; not an SSE build whose VEX twin runs otherwise.
+    shown = [i for i in core.implementations() if i in core.candidates() or i in ("portable", core.selected())]
     plain = {(i, n, 1) for i in shown for n in (1, 2)}
     # Code that can hash 8 header versions per nonce gets those cells too.
     rolled = {(i, n, 8) for i in shown if core.max_versions(i) >= 8 for n in (1, 2)}
     # The adaptive choice (what the CPU device runs) where there is a choice, with the code of each thread.
     fast = core.candidates()
     auto = {("auto", n, v) for n in (1, 2) for v in (1, 8)} if len(fast) > 1 else set()
+    fast = [*fast, *[core.encoding_twin(c) for c in fast if core.encoding_twin(c) in core.implementations()]]
     assert cells == plain | rolled | auto
     assert all(r["hashes_per_s"] > 0 and len(r["runs"]) == 1 for r in doc["results"])
     for r in doc["results"]:
@@ -114,6 +116,8 @@ def test_perf_probe_answers_without_raising():
 
 def test_impl_auto_runs_only_the_adaptive_row(capsys):
     fast = core.candidates()
+    # The automatic choice runs a candidate or the other build (SSE or VEX encoding) of one.
+    fast = [*fast, *[core.encoding_twin(c) for c in fast if core.encoding_twin(c) in core.implementations()]]
     rc = bench.run(parse("--duration", "0.05", "--impl", "auto", "--threads", "2", "--versions", "1", "--json"))
     assert rc == 0
     (row,) = json.loads(capsys.readouterr().out)["results"]

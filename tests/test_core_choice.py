@@ -309,9 +309,42 @@ def test_startup_trial_names_every_candidate_and_picks_a_usable_one(caplog, monk
     monkeypatch.setattr(core, "_fastest", None)
     with caplog.at_level(logging.INFO, logger="miner.core"):
         name = core.select(None)
-    assert name in FAST
+    # A candidate, or the SSE build of the VEX candidate that won (weighed against it, paired).
+    assert name in FAST or (core.encoding_twin(name) in FAST and name in core.implementations())
     (line,) = [r.getMessage() for r in caplog.records if "selected" in r.getMessage()]
     assert all(n in line for n in FAST) and "median" in line
+    vex = name if name in FAST else core.encoding_twin(name)
+    if core.encoding_twin(vex) in core.implementations():
+        assert f"then, paired, {vex} " in line and f"against {core.encoding_twin(vex)} " in line
+        assert core.encoding_twin(vex) in core.trial_rates()
+
+
+def test_the_encoding_is_chosen_by_the_paired_medians():
+    vex, sse = "shani(2-lane,vex)", "shani(2-lane)"
+    assert core.encoding_twin(vex) == sse and core.encoding_twin(sse) == vex
+    assert core.encoding_twin("avx2(8-way)") == "" and core.encoding_twin("portable") == ""
+    # The SSE build only when its median is higher; a tie or no figures keep the VEX build.
+    assert core.pick_encoding(vex, [100, 101, 99, 100, 300], sse, [102, 103, 101, 20, 102]) == sse
+    assert core.pick_encoding(vex, [103, 104, 102], sse, [102, 103, 300]) == vex
+    assert core.pick_encoding(vex, [100, 100], sse, [100, 100]) == vex
+    assert core.pick_encoding(vex, [], sse, [120]) == vex
+
+
+@needs_two
+def test_a_thread_re_measures_both_builds_of_its_code(monkeypatch):
+    # Started on either build of a SHA-NI code, the CPU device keeps the other build second among the
+    # codes it re-measures (real objects: the device, its chooser and the core's trial figures).
+    have = core.implementations()
+    pairs = [n for n in have if n.endswith(",vex)") and core.encoding_twin(n) in have]
+    if not pairs:
+        pytest.skip("needs SHA-NI with AVX (both builds of the SHA-NI code)")
+    monkeypatch.delenv("MINER_CORE", raising=False)
+    for start in (pairs[0], core.encoding_twin(pairs[0])):
+        monkeypatch.setattr(core, "selected", lambda start=start: start)
+        dev = CPUDevice("cpu0")
+        dev.open()
+        dev.selftest()
+        assert dev.chooser is not None and dev.chooser.candidates[:2] == [start, core.encoding_twin(start)]
 
 
 @needs_two

@@ -43,10 +43,14 @@ def adaptive_candidates(current: str) -> list[str]:
     """The codes a CPU thread starting on ``current`` re-measures while mining: ``current`` first,
     then every candidate of the automatic choice (miner.core.candidates) that reached
     START_TRIAL_KEEP of the best in the start-up trial (all of them when no trial ran). Codes far
-    behind (AVX2 next to SHA-NI) are not worth a trial slice."""
+    behind (AVX2 next to SHA-NI) are not worth a trial slice. The other build of ``current``
+    (VEX or SSE encoding, miner.core.encoding_twin) comes second where it runs: which of the two
+    is faster depends on the core."""
     rates = core.trial_rates()
     top = max(rates.values(), default=0.0)
-    return [current] + [n for n in core.candidates() if n != current and rates.get(n, top) >= START_TRIAL_KEEP * top]
+    twin = core.encoding_twin(current)
+    out = [current] + ([twin] if twin in core.implementations() else [])
+    return out + [n for n in core.candidates() if n not in out and rates.get(n, top) >= START_TRIAL_KEEP * top]
 
 
 @dataclass

@@ -210,8 +210,8 @@ def _resolve_impls(wanted: list[str] | None) -> list[str]:
     usable = core.implementations()
     if not wanted:
         # The codes the automatic choice weighs, and portable C as the baseline; an
-        # SSE-encoded SHA-NI code whose VEX build runs here only when named.
-        cands = set(core.candidates())
+        # SSE-encoded SHA-NI code whose VEX build runs here only when named or chosen.
+        cands = set(core.candidates()) | {core.selected()}
         return [n for n in usable if n in cands or n == "portable"]
     out = []
     for name in wanted:

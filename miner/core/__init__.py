@@ -157,17 +157,41 @@ def _candidate_indices() -> list[int]:
     usable = _usable_indices()
     names = _all_names()
     have = {names[i] for i in usable}
-    # The VEX build of a code is the same hashing with fewer instructions; its
-    # SSE twin is never faster, so it is not worth a trial slice.
+    # The VEX build of a code is the same hashing with fewer instructions, so the
+    # lane count is chosen among the VEX builds; only the winner's SSE twin is then
+    # weighed against it (_encoding_trial): it is the faster one on some cores.
     cands = [i for i in usable if _base(names[i]) != "portable" and _vex_twin(names[i]) not in have]
     return cands or usable
+
+
+def encoding_twin(name: str) -> str:
+    """The other build of a SHA-NI code, "shani(2-lane,vex)" <-> "shani(2-lane)"; "" for any other code.
+
+    Whether it runs here is implementations()' answer."""
+    if name.endswith(",vex)"):
+        return name[: -len(",vex)")] + ")"
+    return name[:-1] + ",vex)" if name.startswith("shani(") and name.endswith(")") else ""
+
+
+def pick_encoding(vex: str, vex_rates: list[float], sse: str, sse_rates: list[float]) -> str:
+    """The start-up choice between the two builds of one code, from their paired trial rates.
+
+    The SSE build only when its median is higher: on Zen 3 the VEX build of the
+    2-lane code is about 3% faster, on Zen 1 the SSE build by about 2%
+    (docs/benchmarks/core.md, runs G and N), so neither is assumed.
+    """
+    if sse_rates and vex_rates and statistics.median(sse_rates) > statistics.median(vex_rates):
+        return sse
+    return vex
 
 
 def candidates() -> list[str]:
     """The codes the automatic choice measures, at start-up and while mining (a subset of implementations()).
 
     Portable C only when nothing else is usable; an SSE-encoded SHA-NI code not
-    when its VEX build runs here.
+    when its VEX build runs here (the start-up trial then weighs the winner's SSE
+    build against it, and the CPU device keeps both builds of its code among the
+    codes it re-measures).
     """
     names = _all_names()
     return [names[i] for i in _candidate_indices()]
@@ -195,9 +219,10 @@ def _measure_fastest() -> int:
     round, the order rotating each round; a round's time is this thread's CPU
     time (time.thread_time, so being descheduled does not count); after two
     rounds candidates slower than _TRIAL_PRUNE of the best drop out; the
-    median over _TRIAL_ROUNDS rounds decides. About 0.2 s with SHA-NI here.
-    The candidates are candidates(). The CPU device keeps re-measuring while it
-    mines (miner.backends.cpu_choice).
+    median over _TRIAL_ROUNDS rounds decides. The candidates are candidates();
+    when the winner is a VEX build, its SSE build then runs against it, paired
+    (_encoding_trial, pick_encoding). About 0.9 s with SHA-NI on Zen 1, 0.2 s of it the pairing.
+    The CPU device keeps re-measuring while it mines (miner.backends.cpu_choice).
     """
     lib = _need_lib()
     names = _all_names()
@@ -224,9 +249,34 @@ def _measure_fastest() -> int:
     _trial_medians.clear()
     _trial_medians.update({names[i]: med[i] for i in cands})
     win = _index_of(pick({names[i]: med[i] for i in live}))   # live is in the C table's order
-    log.info("core: %s selected (median of an interleaved trial: %s)", names[win],
-             ", ".join(f"{names[i]} {human(med[i], 'H/s')}" for i in cands))
+    trial = ", ".join(f"{names[i]} {human(med[i], 'H/s')}" for i in cands)
+    twin = encoding_twin(names[win]) if names[win].endswith(",vex)") else ""
+    if twin in names and lib.miner_impl_usable(names.index(twin)):
+        vex, sse = win, names.index(twin)
+        win, paired = _encoding_trial(vex, sse, header, target)
+        trial += (f"; then, paired, {names[vex]} {human(paired[vex], 'H/s')} against {names[sse]} "
+                  f"{human(paired[sse], 'H/s')}")
+    log.info("core: %s selected (median of an interleaved trial: %s)", names[win], trial)
     return win
+
+
+def _encoding_trial(vex: int, sse: int, header: bytes, target: bytes) -> tuple[int, dict[int, float]]:
+    """The VEX winner of the trial against its SSE twin, alternating, _TRIAL_ROUNDS rounds each
+    (pick_encoding): the index chosen, and each one's median rate in this pairing."""
+    lib = _need_lib()
+    names = _all_names()
+    out = _ffi.new("uint32_t[4]")
+    nxt = _ffi.new("uint64_t *")
+    rates: dict[int, list[float]] = {vex: [], sse: []}
+    for r in range(_TRIAL_ROUNDS):
+        for k, i in enumerate((vex, sse) if r % 2 == 0 else (sse, vex)):
+            t0 = time.thread_time()
+            lib.miner_scan(i, header, (1 << 31) + (2 * r + k) * _TRIAL_NONCES, _TRIAL_NONCES, target, out, 4, nxt,
+                           _ffi.NULL)
+            rates[i].append(_TRIAL_NONCES / max(time.thread_time() - t0, 1e-9))
+    paired = {i: statistics.median(r) for i, r in rates.items()}
+    _trial_medians[names[sse]] = paired[sse]
+    return _index_of(pick_encoding(names[vex], rates[vex], names[sse], rates[sse])), paired
 
 
 def trial_rates() -> dict[str, float]:
