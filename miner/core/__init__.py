@@ -176,13 +176,14 @@ def encoding_twin(name: str) -> str:
 def pick_encoding(vex: str, vex_rates: list[float], sse: str, sse_rates: list[float]) -> str:
     """The start-up choice between the two builds of one code, from their paired trial rates.
 
-    The SSE build only when its median is higher: on Zen 3 the VEX build of the
+    vex_rates[r] and sse_rates[r] were measured back to back in round r, so
+    their ratio cancels what the host did between rounds; the SSE build only
+    when the median of those ratios is above 1. On Zen 3 the VEX build of the
     2-lane code is about 3% faster, on Zen 1 the SSE build by about 2%
     (docs/benchmarks/core.md, runs G and N), so neither is assumed.
     """
-    if sse_rates and vex_rates and statistics.median(sse_rates) > statistics.median(vex_rates):
-        return sse
-    return vex
+    ratios = [s / v for v, s in zip(vex_rates, sse_rates) if v > 0]
+    return sse if ratios and statistics.median(ratios) > 1.0 else vex
 
 
 def candidates() -> list[str]:
@@ -261,8 +262,8 @@ def _measure_fastest() -> int:
 
 
 def _encoding_trial(vex: int, sse: int, header: bytes, target: bytes) -> tuple[int, dict[int, float]]:
-    """The VEX winner of the trial against its SSE twin, alternating, _TRIAL_ROUNDS rounds each
-    (pick_encoding): the index chosen, and each one's median rate in this pairing."""
+    """The VEX winner of the trial against its SSE twin, back to back in each of _TRIAL_ROUNDS rounds,
+    the order alternating (pick_encoding): the index chosen, and each one's median rate in this pairing."""
     lib = _need_lib()
     names = _all_names()
     out = _ffi.new("uint32_t[4]")
