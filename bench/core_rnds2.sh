@@ -28,6 +28,17 @@ cat > "$OUT/rnds2.c" <<'EOF'
 #define ATTR __attribute__((target("sha,avx"), noinline))
 static double per(unsigned long long t0, long n, int k) { return (double)(__rdtsc() - t0) / n / k; }
 
+/* One dependent chain: x = expr, 8 times a pass; y is the operand that stays put. */
+#define CHAIN(label, x, y, expr)                                                        \
+    do {                                                                                \
+        unsigned long long t_ = __rdtsc();                                              \
+        for (long n = 0; n < N; n++) {                                                  \
+            UNROLL for (int i = 0; i < 8; i++) x = (expr);                              \
+            __asm__ volatile("" : "+x"(x), "+x"(y));                                    \
+        }                                                                               \
+        printf("%s: %.2f TSC\n", label, per(t_, N, 8));                                 \
+    } while (0)
+
 ATTR static void latency(void) {
     __m128i a = _mm_set1_epi32(1), c = _mm_set1_epi32(2), d = _mm_set1_epi32(3), k = _mm_set1_epi32(5);
     unsigned long long t = __rdtsc();
@@ -36,18 +47,8 @@ ATTR static void latency(void) {
         __asm__ volatile("" : "+x"(a), "+x"(c));
     }
     printf("sha256rnds2 latency, SHA-256's alternating chain: %.2f TSC\n", per(t, N, 8));
-    t = __rdtsc();
-    for (long n = 0; n < N; n++) {
-        UNROLL for (int i = 0; i < 8; i++) a = _mm_sha256rnds2_epu32(d, a, k);
-        __asm__ volatile("" : "+x"(a), "+x"(d));
-    }
-    printf("sha256rnds2 latency, through the ABEF (source) operand: %.2f TSC\n", per(t, N, 8));
-    t = __rdtsc();
-    for (long n = 0; n < N; n++) {
-        UNROLL for (int i = 0; i < 8; i++) a = _mm_sha256rnds2_epu32(a, d, k);
-        __asm__ volatile("" : "+x"(a), "+x"(d));
-    }
-    printf("sha256rnds2 latency, through the CDGH (destination) operand: %.2f TSC\n", per(t, N, 8));
+    CHAIN("sha256rnds2 latency, through the ABEF (source) operand", a, d, _mm_sha256rnds2_epu32(d, a, k));
+    CHAIN("sha256rnds2 latency, through the CDGH (destination) operand", a, d, _mm_sha256rnds2_epu32(a, d, k));
     /* The schedule's own chain: group g = msg2(msg1(g-4, g-3) + alignr(g-1, g-2), g-1). */
     __m128i w1 = _mm_set1_epi32(4), w2 = _mm_set1_epi32(6), m = _mm_set1_epi32(8);
     t = __rdtsc();
@@ -60,24 +61,9 @@ ATTR static void latency(void) {
         __asm__ volatile("" : "+x"(w1), "+x"(w2));
     }
     printf("schedule group latency (palignr, paddd, sha256msg2): %.2f TSC\n", per(t, N, 8));
-    t = __rdtsc();
-    for (long n = 0; n < N; n++) {
-        UNROLL for (int i = 0; i < 8; i++) w1 = _mm_sha256msg2_epu32(w1, m);
-        __asm__ volatile("" : "+x"(w1), "+x"(m));
-    }
-    printf("sha256msg2 latency, through its first operand: %.2f TSC\n", per(t, N, 8));
-    t = __rdtsc();
-    for (long n = 0; n < N; n++) {
-        UNROLL for (int i = 0; i < 8; i++) w1 = _mm_sha256msg2_epu32(m, w1);
-        __asm__ volatile("" : "+x"(w1), "+x"(m));
-    }
-    printf("sha256msg2 latency, through its second operand: %.2f TSC\n", per(t, N, 8));
-    t = __rdtsc();
-    for (long n = 0; n < N; n++) {
-        UNROLL for (int i = 0; i < 8; i++) w1 = _mm_sha256msg1_epu32(w1, m);
-        __asm__ volatile("" : "+x"(w1), "+x"(m));
-    }
-    printf("sha256msg1 latency: %.2f TSC\n", per(t, N, 8));
+    CHAIN("sha256msg2 latency, through its first operand", w1, m, _mm_sha256msg2_epu32(w1, m));
+    CHAIN("sha256msg2 latency, through its second operand", w1, m, _mm_sha256msg2_epu32(m, w1));
+    CHAIN("sha256msg1 latency", w1, m, _mm_sha256msg1_epu32(w1, m));
 }
 
 #define THROUGHPUT(name, expr)                                                          \
@@ -103,7 +89,8 @@ static const __m128i mem[4] = {{1, 2}, {3, 4}, {5, 6}, {7, 8}};
         unsigned long long t = __rdtsc();                                               \
         for (long n = 0; n < N; n++) {                                                  \
             UNROLL for (int i = 0; i < 8; i++) a[i] = _mm_sha256rnds2_epu32(a[i], b, k); \
-            UNROLL for (int j = 0; j < (X); j++) c[j & 3] = (expr);                     \
+            /* KEEP4 after every 4: the compiler may not fold two ops on one c[i] into one. */ \
+            UNROLL for (int j = 0; j < (X); j++) { c[j & 3] = (expr); if ((j & 3) == 3) KEEP4(c); } \
             KEEP4(c); KEEP8(a);                                                         \
         }                                                                               \
         return per(t, N, 1);                                                            \
