@@ -179,8 +179,9 @@ def pick_encoding(vex: str, vex_rates: list[float], sse: str, sse_rates: list[fl
     vex_rates[r] and sse_rates[r] were measured back to back in round r, so
     their ratio cancels what the host did between rounds; the SSE build only
     when the median of those ratios is above 1. On Zen 3 the VEX build of the
-    2-lane code is about 3% faster, on Zen 1 the SSE build by about 2%
-    (docs/benchmarks/core.md, runs G and N), so neither is assumed.
+    2-lane code is about 3% faster, on Zen 1 the SSE build by 1-2% (code
+    placement has a share in it: docs/benchmarks/core.md, runs G and N), so
+    neither is assumed: the build that is here is measured.
     """
     ratios = [s / v for v, s in zip(vex_rates, sse_rates) if v > 0]
     return sse if ratios and statistics.median(ratios) > 1.0 else vex
