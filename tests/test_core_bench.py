@@ -18,6 +18,11 @@ def parse(*argv: str) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
+def with_twins(codes: list[str]) -> list[str]:
+    """codes and the other build (SSE or VEX encoding) of each, where it runs: what the automatic choice may run."""
+    return [*codes, *[core.encoding_twin(c) for c in codes if core.encoding_twin(c) in core.implementations()]]
+
+
 def test_json_has_every_usable_implementation_at_each_thread_count(capsys):
     rc = bench.run(parse("--duration", "0.05", "--threads", "1", "--threads", "2", "--json"))
     assert rc == 0
@@ -34,7 +39,7 @@ def test_json_has_every_usable_implementation_at_each_thread_count(capsys):
     # The adaptive choice (what the CPU device runs) where there is a choice, with the code of each thread.
     fast = core.candidates()
     auto = {("auto", n, v) for n in (1, 2) for v in (1, 8)} if len(fast) > 1 else set()
-    fast = [*fast, *[core.encoding_twin(c) for c in fast if core.encoding_twin(c) in core.implementations()]]
+    fast = with_twins(fast)
     assert cells == plain | rolled | auto
     assert all(r["hashes_per_s"] > 0 and len(r["runs"]) == 1 for r in doc["results"])
     for r in doc["results"]:
@@ -115,9 +120,7 @@ def test_perf_probe_answers_without_raising():
 
 
 def test_impl_auto_runs_only_the_adaptive_row(capsys):
-    fast = core.candidates()
-    # The automatic choice runs a candidate or the other build (SSE or VEX encoding) of one.
-    fast = [*fast, *[core.encoding_twin(c) for c in fast if core.encoding_twin(c) in core.implementations()]]
+    fast = with_twins(core.candidates())  # a candidate or the other build of one
     rc = bench.run(parse("--duration", "0.05", "--impl", "auto", "--threads", "2", "--versions", "1", "--json"))
     assert rc == 0
     (row,) = json.loads(capsys.readouterr().out)["results"]

@@ -319,7 +319,7 @@ def test_startup_trial_names_every_candidate_and_picks_a_usable_one(caplog, monk
         assert core.encoding_twin(vex) in core.trial_rates()
 
 
-def test_the_encoding_is_chosen_by_the_paired_medians():
+def test_the_encoding_is_chosen_by_the_per_round_ratios():
     vex, sse = "shani(2-lane,vex)", "shani(2-lane)"
     assert core.encoding_twin(vex) == sse and core.encoding_twin(sse) == vex
     assert core.encoding_twin("avx2(8-way)") == "" and core.encoding_twin("portable") == ""

@@ -170,7 +170,7 @@ def encoding_twin(name: str) -> str:
     Whether it runs here is implementations()' answer."""
     if name.endswith(",vex)"):
         return name[: -len(",vex)")] + ")"
-    return name[:-1] + ",vex)" if name.startswith("shani(") and name.endswith(")") else ""
+    return _vex_twin(name) if name.startswith("shani(") else ""
 
 
 def pick_encoding(vex: str, vex_rates: list[float], sse: str, sse_rates: list[float]) -> str:
@@ -211,6 +211,13 @@ def _index_of(name: str) -> int:
     return usable[0]
 
 
+def _trial_rate(lib, i: int, header: bytes, start: int, target: bytes, out, nxt) -> float:
+    """Nonces per CPU second of implementation i over one trial slice of _TRIAL_NONCES from start."""
+    t0 = time.thread_time()
+    lib.miner_scan(i, header, start, _TRIAL_NONCES, target, out, 4, nxt, _ffi.NULL)
+    return _TRIAL_NONCES / max(time.thread_time() - t0, 1e-9)
+
+
 def _measure_fastest() -> int:
     """Index of the fastest usable implementation in an interleaved trial.
 
@@ -240,10 +247,7 @@ def _measure_fastest() -> int:
     for r in range(_TRIAL_ROUNDS):
         for k in range(len(live)):
             i = live[(k + r) % len(live)]
-            t0 = time.thread_time()
-            lib.miner_scan(i, header, (r * len(cands) + k) * _TRIAL_NONCES, _TRIAL_NONCES, target, out, 4, nxt,
-                           _ffi.NULL)
-            rates[i].append(_TRIAL_NONCES / max(time.thread_time() - t0, 1e-9))
+            rates[i].append(_trial_rate(lib, i, header, (r * len(cands) + k) * _TRIAL_NONCES, target, out, nxt))
         if r == 1:
             top = max(statistics.median(rates[i]) for i in live)
             live = [i for i in live if statistics.median(rates[i]) >= _TRIAL_PRUNE * top]
@@ -253,7 +257,7 @@ def _measure_fastest() -> int:
     win = _index_of(pick({names[i]: med[i] for i in live}))   # live is in the C table's order
     trial = ", ".join(f"{names[i]} {human(med[i], 'H/s')}" for i in cands)
     twin = encoding_twin(names[win]) if names[win].endswith(",vex)") else ""
-    if twin in names and lib.miner_impl_usable(names.index(twin)):
+    if twin in implementations():
         vex, sse = win, names.index(twin)
         win, paired = _encoding_trial(vex, sse, header, target)
         trial += (f"; then, paired, {names[vex]} {human(paired[vex], 'H/s')} against {names[sse]} "
@@ -272,10 +276,7 @@ def _encoding_trial(vex: int, sse: int, header: bytes, target: bytes) -> tuple[i
     rates: dict[int, list[float]] = {vex: [], sse: []}
     for r in range(_TRIAL_ROUNDS):
         for k, i in enumerate((vex, sse) if r % 2 == 0 else (sse, vex)):
-            t0 = time.thread_time()
-            lib.miner_scan(i, header, (1 << 31) + (2 * r + k) * _TRIAL_NONCES, _TRIAL_NONCES, target, out, 4, nxt,
-                           _ffi.NULL)
-            rates[i].append(_TRIAL_NONCES / max(time.thread_time() - t0, 1e-9))
+            rates[i].append(_trial_rate(lib, i, header, (1 << 31) + (2 * r + k) * _TRIAL_NONCES, target, out, nxt))
     paired = {i: statistics.median(r) for i, r in rates.items()}
     _trial_medians[names[sse]] = paired[sse]
     return _index_of(pick_encoding(names[vex], rates[vex], names[sse], rates[sse])), paired
