@@ -9,6 +9,9 @@
 #   - what other instructions cost next to RNDS2 at full throughput: ticks added
 #     to 8 RNDS2 by 4 and by 8 independent PSHUFD, PALIGNR, PADDD, PSLLQ, MOVQ
 #     loads, SHA256MSG1 or SHA256MSG2 (0 = free: another pipe).
+# Each figure is also given in core cycles: a chain of dependent register-register adds (one
+# core cycle each) is timed right after every measurement, so the conversion uses the clock of
+# that moment (a shared host's turbo clock moves by 10-15% within minutes; bench/core_clock.sh).
 # Every timed value stays in a register: the loops are fully unrolled over
 # named lanes and the script refuses a build whose timed SHA instructions read
 # or write memory (an earlier version kept its chains in a stack array, and
@@ -27,6 +30,18 @@ cat > "$OUT/rnds2.c" <<'EOF'
 #define KEEP4(c) __asm__ volatile("" : "+x"(c[0]), "+x"(c[1]), "+x"(c[2]), "+x"(c[3]))
 #define ATTR __attribute__((target("sha,avx"), noinline))
 static double per(unsigned long long t0, long n, int k) { return (double)(__rdtsc() - t0) / n / k; }
+/* TSC ticks per core cycle now: 800,000 dependent register-register adds (add-immediate would not
+   do: Golden Cove folds such a chain at rename, several per cycle). */
+static double tick(void) {
+    unsigned long x = 1, y = 3;
+    unsigned long long t = __rdtsc();
+    for (int i = 0; i < 200000; i++)
+        __asm__ volatile("add %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\tadd %1, %0" : "+r"(x) : "r"(y));
+    return (double)(__rdtsc() - t) / 800000.0;
+}
+static void say(const char *label, double tsc, const char *unit) {
+    printf("%s: %.2f TSC%s (%.2f core cycles)\n", label, tsc, unit, tsc / tick());
+}
 
 /* One dependent chain: x = expr, 8 times a pass; y is the operand that stays put. */
 #define CHAIN(label, x, y, expr)                                                        \
@@ -36,7 +51,7 @@ static double per(unsigned long long t0, long n, int k) { return (double)(__rdts
             UNROLL for (int i = 0; i < 8; i++) x = (expr);                              \
             __asm__ volatile("" : "+x"(x), "+x"(y));                                    \
         }                                                                               \
-        printf("%s: %.2f TSC\n", label, per(t_, N, 8));                                 \
+        say(label, per(t_, N, 8), "");                                                  \
     } while (0)
 
 ATTR static void latency(void) {
@@ -46,7 +61,7 @@ ATTR static void latency(void) {
         UNROLL for (int i = 0; i < 4; i++) { c = _mm_sha256rnds2_epu32(c, a, k); a = _mm_sha256rnds2_epu32(a, c, k); }
         __asm__ volatile("" : "+x"(a), "+x"(c));
     }
-    printf("sha256rnds2 latency, SHA-256's alternating chain: %.2f TSC\n", per(t, N, 8));
+    say("sha256rnds2 latency, SHA-256's alternating chain", per(t, N, 8), "");
     CHAIN("sha256rnds2 latency, through the ABEF (source) operand", a, d, _mm_sha256rnds2_epu32(d, a, k));
     CHAIN("sha256rnds2 latency, through the CDGH (destination) operand", a, d, _mm_sha256rnds2_epu32(a, d, k));
     /* The schedule's own chain: group g = msg2(msg1(g-4, g-3) + alignr(g-1, g-2), g-1). */
@@ -60,7 +75,7 @@ ATTR static void latency(void) {
         }
         __asm__ volatile("" : "+x"(w1), "+x"(w2));
     }
-    printf("schedule group latency (palignr, paddd, sha256msg2): %.2f TSC\n", per(t, N, 8));
+    say("schedule group latency (palignr, paddd, sha256msg2)", per(t, N, 8), "");
     CHAIN("sha256msg2 latency, through its first operand", w1, m, _mm_sha256msg2_epu32(w1, m));
     CHAIN("sha256msg2 latency, through its second operand", w1, m, _mm_sha256msg2_epu32(m, w1));
     CHAIN("sha256msg1 latency", w1, m, _mm_sha256msg1_epu32(w1, m));
@@ -72,7 +87,7 @@ ATTR static void latency(void) {
         UNROLL for (int i = 0; i < 8; i++) a[i] = _mm_set1_epi32(i);                    \
         unsigned long long t = __rdtsc();                                               \
         for (long n = 0; n < N; n++) { UNROLL for (int i = 0; i < 8; i++) a[i] = (expr); KEEP8(a); } \
-        printf("%-12s throughput, 8 independent chains: %.2f TSC/instruction\n", #name, per(t, N, 8)); \
+        say(#name " throughput, 8 independent chains", per(t, N, 8), "/instruction"); \
         (void)k;                                                                        \
     }
 THROUGHPUT(sha256rnds2, _mm_sha256rnds2_epu32(a[i], b, k))
@@ -111,6 +126,8 @@ OPS(sha256msg2, _mm_sha256msg2_epu32(c[j & 3], b))
     } while (0)
 
 int main(void) {
+    double c = tick();
+    printf("core clock: %.3f TSC ticks per cycle (a dependent register add)\n", c);
     latency();
     tp_sha256rnds2(); tp_sha256msg1(); tp_sha256msg2();
     ROW(pshufd); ROW(palignr); ROW(paddd); ROW(psllq); ROW(movq_load); ROW(sha256msg1); ROW(sha256msg2);
