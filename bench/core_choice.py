@@ -18,6 +18,10 @@ its measured rate (which includes this host's run-to-run spread) and by the code
 code's forced median against the best one's).
 With --no-trials every start also runs the automatic choice with its trial rounds while mining
 switched off (the start-up trial kept), so the cost of those rounds shows as a paired ratio.
+--without FAMILY (repeatable; e.g. avx512) leaves that family out of the automatic choice's
+candidates, at start-up and while mining, to see the choice a CPU without it would make on this
+core: a Sapphire Rapids core without its AVX-512 codes is a Golden Cove, the P-core of Intel's
+client chips, which have SHA-NI but no AVX-512. Forced codes run as usual.
 Uses the miner installed next to this Python (the venv's `miner`).
 """
 from __future__ import annotations
@@ -36,15 +40,25 @@ from pathlib import Path
 MINER = str(Path(sys.executable).with_name("miner"))
 NO_TRIALS = "auto, no trials"
 # The miner with every CPU thread kept on its start-up code: the chooser never starts a trial round.
-_NO_TRIALS_MAIN = ("import sys; from miner.backends.cpu_choice import CodeChooser; "
-                   "CodeChooser.next_impl = lambda self: self.current; "
-                   "from miner.cli.command import main; sys.exit(main(sys.argv[1:]))")
+_NO_TRIALS = ("from miner.backends.cpu_choice import CodeChooser; "
+              "CodeChooser.next_impl = lambda self: self.current; ")
+# The miner with some code families left out of the automatic choice (--without): miner.core's
+# candidates are the codes both the start-up trial and the CPU threads' trial rounds measure.
+_WITHOUT = ("import miner.core as c; _cands = c._candidate_indices; "
+            "c._candidate_indices = lambda: [i for i in _cands() if c._base(c._all_names()[i]) not in {families!r}]; ")
+_MAIN = "import sys; {prelude}from miner.cli.command import main; sys.exit(main(sys.argv[1:]))"
 
 
-def run_once(core: str | None, seconds: float, threads: int) -> tuple[float, float, float, float, str]:
+def run_once(core: str | None, seconds: float, threads: int,
+             without: tuple[str, ...] = ()) -> tuple[float, float, float, float, str]:
     cmd = [MINER, "--benchmark", "--time-limit", str(seconds), "-t", str(threads), "--json", "--log-level", "info"]
+    prelude = ""
     if core == NO_TRIALS:
-        cmd[:1], core = [sys.executable, "-c", _NO_TRIALS_MAIN], None
+        prelude, core = _NO_TRIALS, None
+    if core is None and without:
+        prelude += _WITHOUT.format(families=set(without))
+    if prelude:
+        cmd[:1] = [sys.executable, "-c", _MAIN.format(prelude=prelude)]
     if core:
         cmd += ["--core", core]
     env = dict(os.environ)
@@ -80,9 +94,9 @@ def run_once(core: str | None, seconds: float, threads: int) -> tuple[float, flo
 run_once.cpu_before = 0.0
 
 
-def _default_codes() -> list[str]:
+def _default_codes(without: tuple[str, ...] = ()) -> list[str]:
     import miner.core as core
-    codes = [c for c in core.candidates() if (core.lane_count(c) or 0) >= 2]
+    codes = [c for c in core.candidates() if (core.lane_count(c) or 0) >= 2 and core._base(c) not in without]
     # Both builds of each: the start-up choice weighs the winner's SSE build against its VEX build.
     codes += [core.encoding_twin(c) for c in codes if core.encoding_twin(c) in core.implementations()]
     return codes or core.candidates()[:3]
@@ -97,13 +111,16 @@ def main() -> int:
     ap.add_argument("--json", metavar="FILE", help="also write every run to FILE")
     ap.add_argument("--no-trials", action="store_true",
                     help="also run the automatic choice without its trial rounds while mining, every start")
+    ap.add_argument("--without", action="append", default=[], metavar="FAMILY",
+                    help="leave this code family (e.g. avx512) out of the automatic choice")
     args = ap.parse_args()
+    without = tuple(args.without)
     # By default the SHA-NI candidates of the automatic choice with 2 or more lanes, in both builds.
-    fixed = args.core or _default_codes()
+    fixed = args.core or _default_codes(without)
     runs: list[dict] = []
     for i in range(args.starts):
         for core in (None, *([NO_TRIALS] if args.no_trials else []), fixed[i % len(fixed)]):
-            wall, rate, steady, startup, codes = run_once(core, args.time_limit, args.threads)
+            wall, rate, steady, startup, codes = run_once(core, args.time_limit, args.threads, without)
             runs.append({"core": core or "auto", "rate": rate, "wall_rate": wall, "steady_rate": steady,
                          "startup_s": startup, "codes": codes, "time": time.time()})
             print(f"{time.strftime('%H:%M:%S')} {core or 'auto':16s} {rate / 1e6:7.2f} MH/s per CPU "
