@@ -9,6 +9,7 @@ import pytest
 
 import miner.core as core
 from miner.backends import cpu as cpu_backend
+from miner.backends import cpu_choice
 from miner.backends.cpu import CPUDevice
 from miner.backends.cpu_choice import CodeChooser
 from miner.engine.backend import Work
@@ -93,7 +94,8 @@ def test_a_deeper_interleave_must_win_by_the_deeper_margin():
     four, two = "shani(4-lane,vex)", "shani(2-lane,vex)"
     assert core.deeper(four, two) and not core.deeper(two, four) and not core.deeper(four, "avx2(8-way)")
     clock = FakeClock()
-    ch = CodeChooser([two, four], two, explore_every=1.0, margin=0.03, clock=clock)
+    # persist: infinite, so this is the DEEPER_MARGIN rule alone (a lead that holds is the next test's)
+    ch = CodeChooser([two, four], two, explore_every=1.0, margin=0.03, clock=clock, persist=float("inf"))
     just_inside = {two: 100.0, four: 100.0 * (1 + core.DEEPER_MARGIN) - 1}
     for t in (5.0, 10.0):
         clock.t = t
@@ -107,6 +109,53 @@ def test_a_deeper_interleave_must_win_by_the_deeper_margin():
     assert run_trial(ch, back.get) is None and run_trial(ch, back.get).new == two
 
 
+def test_a_deeper_code_that_leads_round_after_round_takes_over():
+    # The 3-/4-lane codes of a Golden Cove core without AVX-512: about 5% ahead of 2-lane in every
+    # round, inside DEEPER_MARGIN; once that lead has held for PERSIST_INTERVALS intervals the thread moves.
+    four, three, two = "shani(4-lane,vex)", "shani(3-lane,vex)", "shani(2-lane,vex)"
+    lead = {two: 100.0, three: 105.0, four: 104.5}
+    assert lead[three] < lead[two] * (1 + core.DEEPER_MARGIN)
+    clock = FakeClock()
+    ch = CodeChooser([two, three, four], two, explore_every=30.0, margin=0.03, clock=clock)
+    times = [2.0 + 30.0 * k for k in range(cpu_choice.PERSIST_INTERVALS + 1)]
+    for t in times[:-1]:
+        clock.t = t
+        assert run_trial(ch, lead.get) is None and ch.current == two
+    clock.t = times[-1]
+    sw = run_trial(ch, lead.get)
+    assert (sw.old, sw.new) == (two, three) and ch.current == three
+    assert times[-1] - times[0] == ch.persist == 60.0   # a lead that held for a minute, not a quiet moment
+
+
+def test_a_broken_lead_starts_counting_again():
+    four, two = "shani(4-lane,vex)", "shani(2-lane,vex)"
+    lead, level = {two: 100.0, four: 105.0}, {two: 100.0, four: 102.0}
+    clock = FakeClock()
+    ch = CodeChooser([two, four], two, explore_every=30.0, margin=0.03, clock=clock)
+    rounds = [lead] * cpu_choice.PERSIST_INTERVALS + [level] + [lead] * cpu_choice.PERSIST_INTERVALS
+    for k, rates in enumerate(rounds):
+        clock.t = 2.0 + 30.0 * k
+        assert run_trial(ch, rates.get) is None and ch.current == two
+    clock.t += 30.0
+    assert run_trial(ch, lead.get).new == four
+
+
+def test_confirming_rounds_do_not_shorten_the_lead_it_takes():
+    # A round past DEEPER_MARGIN is repeated at once; the repeat is the same moment, so four rounds
+    # of lead within 30 s (two such pairs) are not a lead that held for PERSIST_INTERVALS intervals.
+    four, two = "shani(4-lane,vex)", "shani(2-lane,vex)"
+    big, small = {two: 100.0, four: 100.0 * (1 + core.DEEPER_MARGIN) + 1}, {two: 100.0, four: 105.0}
+    clock = FakeClock()
+    ch = CodeChooser([two, four], two, explore_every=30.0, margin=0.03, clock=clock)
+    for t in (2.0, 32.0):
+        clock.t = t
+        assert run_trial(ch, big.get) is None
+        assert ch.next_impl() and ch.exploring                    # the confirming round starts at once
+        assert run_trial(ch, small.get) is None and ch.current == two
+    clock.t = 62.0
+    assert run_trial(ch, small.get).new == four                   # the lead began at 2 s
+
+
 def test_the_start_up_pick_prefers_the_shallower_code_unless_the_deeper_is_clearly_faster():
     m = 1 + core.START_DEEPER_MARGIN
     assert core.START_DEEPER_MARGIN > core.DEEPER_MARGIN  # one short trial: weaker evidence
@@ -115,6 +164,13 @@ def test_the_start_up_pick_prefers_the_shallower_code_unless_the_deeper_is_clear
     assert core.pick({"shani(4-lane)": 25.0, "shani(3-lane)": 24.9, "shani(2-lane)": 20.0}) == "shani(3-lane)"
     # Clearly faster: the deeper code.
     assert core.pick({"shani(4-lane)": 25.0, "shani(2-lane)": 25.0 / m - 0.1}) == "shani(4-lane)"
+    # Each step stays within the margin of the fastest code, not of the step before: these are the
+    # trial medians of a Golden Cove core without its AVX-512 codes, where the walk used to end on
+    # the 1-lane code (within the margin of 2-lane, 15% behind 4-lane).
+    golden_cove = {"shani(4-lane,vex)": 17.32, "shani(3-lane,vex)": 17.20, "shani(2-lane,vex)": 16.27,
+                   "shani(1-lane,vex)": 14.65, "avx2(8-way)": 11.93}
+    assert core.pick(golden_cove) == "shani(2-lane,vex)"
+    assert core.pick({"shani(4-lane)": 25.0, "shani(3-lane)": 24.0, "shani(2-lane)": 21.0}) == "shani(3-lane)"
     # Other families are compared on speed alone; a tie goes to the first (the C table's preference).
     assert core.pick({"avx512(16-way)": 40.0, "shani(4-lane)": 41.0, "shani(2-lane)": 39.5}) == "shani(2-lane)"
     assert core.pick({"avx512(16-way)": 40.0, "shani(2-lane)": 39.5}) == "avx512(16-way)"

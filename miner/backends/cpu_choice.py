@@ -9,7 +9,10 @@ slices of its real work, each candidate in turn, several times, interleaved, and
 switches when another candidate's median rate beats the current one's by more
 than ``margin`` (DEEPER_MARGIN when the other interleaves more lanes) in two trial rounds in a row (a round that finds a faster
 candidate is repeated at once to confirm it: on a shared core one 200 ms round
-can be unlucky). A trial slice is real mining (its nonces are submitted like any
+can be unlucky). A candidate that beats the current code by ``margin`` in
+every round for ``persist`` seconds (two intervals, a minute by default) is
+switched to whatever its lane count: a lead that holds that long is the load the
+host has, not a quiet moment. A trial slice is real mining (its nonces are submitted like any
 other), so a trial costs only the difference in speed for a fraction of a
 second.
 
@@ -37,6 +40,12 @@ MARGIN = 0.03          # a candidate must be this much faster to take over
 PRUNE_BELOW = 0.6      # candidates this far behind the best are retried only every PRUNE_EVERY rounds
 PRUNE_EVERY = 5
 START_TRIAL_KEEP = 0.7  # re-measured while mining: codes at least this fast in the start-up trial
+# How many explore intervals a code must beat the current one by the margin, round after round,
+# to take over without DEEPER_MARGIN. On a Golden Cove core without AVX-512 the 3-/4-lane codes
+# are about 5% faster than 2-lane in every round (the SHA unit's throughput, not the load, bounds
+# them), inside DEEPER_MARGIN, so without this the threads stayed on 2-lane (docs/benchmarks/core.md,
+# run O). Counted in time, not rounds: the confirming round right after a round is the same moment.
+PERSIST_INTERVALS = 2
 
 
 def adaptive_candidates(current: str) -> list[str]:
@@ -75,11 +84,15 @@ class CodeChooser:
     _trials: int = 0
     _pruned: set[str] = field(default_factory=set)
     _pending: str | None = None  # the winner of the last round, waiting for a confirming round
+    persist: float | None = None  # seconds a lead must hold; None: PERSIST_INTERVALS x explore_every
+    _lead_since: dict[str, float] = field(default_factory=dict)  # when each code's unbroken lead began
     last_rates: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.current not in self.candidates:
             self.candidates = [self.current, *self.candidates]
+        if self.persist is None:
+            self.persist = PERSIST_INTERVALS * self.explore_every
         # The first trial comes soon after start: the start-up choice was made
         # single-threaded, before the other threads loaded the machine.
         self._next_trial = self.clock() + min(self.explore_every, 2.0)
@@ -117,13 +130,21 @@ class CodeChooser:
         return self._decide()
 
     def _decide(self) -> Switch | None:
-        self._next_trial = self.clock() + self.explore_every
+        now = self.clock()
+        self._next_trial = now + self.explore_every
         rates = {c: statistics.median(s) for c, s in self._samples.items() if s}
         self.last_rates = rates
         if self.current not in rates:
             return None
         best = max(rates, key=rates.get)
         self._pruned = {c for c, r in rates.items() if r < PRUNE_BELOW * rates[best]}
+        ahead = rates[self.current] * (1 + self.margin)
+        # A round without the lead (or without the code) ends it.
+        self._lead_since = {c: self._lead_since.get(c, now) for c, r in rates.items()
+                            if c != self.current and r > ahead}
+        steady = [c for c, t in self._lead_since.items() if now - t >= self.persist]
+        if steady:
+            return self._switch(max(steady, key=rates.get), rates)
         # A deeper interleave than the current code must win by more (miner.core.deeper).
         margin = max(self.margin, DEEPER_MARGIN) if deeper(best, self.current) else self.margin
         if best == self.current or rates[best] <= rates[self.current] * (1 + margin):
@@ -133,9 +154,13 @@ class CodeChooser:
             self._pending = best       # repeat the round at once to confirm
             self._next_trial = self.clock()
             return None
+        return self._switch(best, rates)
+
+    def _switch(self, new: str, rates: dict[str, float]) -> Switch:
         self._pending = None
-        switch = Switch(self.current, best, rates)
-        self.current = best
+        self._lead_since = {}
+        switch = Switch(self.current, new, rates)
+        self.current = new
         return switch
 
     @staticmethod

@@ -137,12 +137,17 @@ def pick(medians: dict[str, float], margin: float = START_DEEPER_MARGIN) -> str:
     """The start-up choice from each candidate's median rate (insertion order = preference for ties).
 
     The fastest code, unless a shallower code of its family is within
-    ``margin`` of it: then the fastest of those, and so on down.
+    ``margin`` of it: then the fastest of those, and so on down, every step
+    still within ``margin`` of the fastest code. Measured against the step
+    before, the margins would add up: on a Golden Cove core without its
+    AVX-512 codes (4-/3-/2-/1-lane at 17.3 / 17.2 / 16.3 / 14.7 MH/s) the walk
+    went down to the 1-lane code, 15% slower than the best and 15% within
+    the 2-lane code (docs/benchmarks/core.md, run O).
     """
     order = list(medians)
-    win = max(order, key=lambda n: (medians[n], -order.index(n)))
+    best = win = max(order, key=lambda n: (medians[n], -order.index(n)))
     while True:
-        steadier = [n for n in order if deeper(win, n) and medians[n] * (1 + margin) >= medians[win]]
+        steadier = [n for n in order if deeper(win, n) and medians[n] * (1 + margin) >= medians[best]]
         if not steadier:
             return win
         win = max(steadier, key=lambda n: (medians[n], -order.index(n)))
