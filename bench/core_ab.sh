@@ -43,9 +43,7 @@ case "${A##*:}${B##*:}" in
     *avx512*) echo "avx512 is paired only with avx512" >&2; exit 2 ;;
     *) KIND=shani ;;
 esac
-for f in dispatch sha256_portable sha256_avx2 sha256_shani sha256_shani_vex sha256_avx512 sha256_armv8; do
-    gcc -O3 -std=gnu11 -c -I"$HERE/csrc" -I"$HERE/kernels" -o "$OUT/$f.o" "$HERE/csrc/$f.c"
-done
+OBJS=$("$HERE/bench/core_objects.sh" "$OUT")
 cat > "$OUT/ab.c" <<'EOF'
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,8 +133,7 @@ int main(int argc, char **argv) {
 }
 EOF
 DEF=; [ "$KIND" = avx512 ] && DEF=-DAB_AVX512
-gcc -O2 -std=gnu11 $DEF -I"$HERE/csrc" -o "$OUT/ab" "$OUT/ab.c" "$OUT/a.renamed.o" "$OUT/b.renamed.o" \
-    "$OUT/dispatch.o" "$OUT/sha256_portable.o" "$OUT/sha256_avx2.o" "$OUT/sha256_shani.o" \
-    "$OUT/sha256_shani_vex.o" "$OUT/sha256_avx512.o" "$OUT/sha256_armv8.o"
+# shellcheck disable=SC2086
+gcc -O2 -std=gnu11 $DEF -I"$HERE/csrc" -o "$OUT/ab" "$OUT/ab.c" "$OUT/a.renamed.o" "$OUT/b.renamed.o" $OBJS
 echo "A = $A, B = $B, $ROUNDS rounds of 256 Ki nonces each"
 "$OUT/ab" "$ROUNDS"

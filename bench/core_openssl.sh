@@ -15,10 +15,7 @@ set -eu
 ROUNDS=${1:-41}
 OUT=${2:-/tmp/core_openssl}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$OUT"
-for f in dispatch sha256_portable sha256_avx2 sha256_shani sha256_shani_vex sha256_avx512 sha256_armv8; do
-    gcc -O3 -std=gnu11 -Wno-unused-function -c -I"$HERE/csrc" -I"$HERE/kernels" -o "$OUT/$f.o" "$HERE/csrc/$f.c"
-done
+OBJS=$("$HERE/bench/core_objects.sh" "$OUT")   # also makes OUT_DIR
 cat > "$OUT/ossl.c" <<'EOF'
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -92,6 +89,6 @@ int main(int argc, char **argv) {
     return 0;
 }
 EOF
-gcc -O2 -I"$HERE/csrc" -o "$OUT/ossl" "$OUT/ossl.c" "$OUT"/dispatch.o "$OUT"/sha256_portable.o "$OUT"/sha256_avx2.o \
-    "$OUT"/sha256_shani.o "$OUT"/sha256_shani_vex.o "$OUT"/sha256_avx512.o "$OUT"/sha256_armv8.o -lcrypto
+# shellcheck disable=SC2086
+gcc -O2 -I"$HERE/csrc" -o "$OUT/ossl" "$OUT/ossl.c" $OBJS -lcrypto
 "$OUT/ossl" "$ROUNDS"
