@@ -141,8 +141,8 @@ def pick(medians: dict[str, float], margin: float = START_DEEPER_MARGIN) -> str:
     still within ``margin`` of the fastest code. Measured against the step
     before, the margins would add up: on a Golden Cove core without its
     AVX-512 codes (4-/3-/2-/1-lane at 17.3 / 17.2 / 16.3 / 14.7 MH/s) the walk
-    went down to the 1-lane code, 15% slower than the best and 15% within
-    the 2-lane code (docs/benchmarks/core.md, run O).
+    went down to the 1-lane code: within the margin of the 2-lane code, but
+    15% slower than the best (docs/benchmarks/core.md, run O).
     """
     order = list(medians)
     best = win = max(order, key=lambda n: (medians[n], -order.index(n)))
