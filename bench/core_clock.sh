@@ -2,10 +2,8 @@
 # The core clock while each scan runs, in core cycles per TSC tick, on a VM where `perf stat -e
 # cycles` is not supported (every figure in docs/benchmarks/core.md is in TSC ticks; this turns
 # them into core cycles, and shows whether a code lowers the clock, as AVX-512 can on Intel).
-# A chain of dependent register-register adds runs at one add per core cycle on every x86 core
-# this project has met, so adds per TSC tick is the clock over the TSC rate. The adds are
-# register-register on purpose: Golden Cove (Sapphire Rapids) folds a chain of add-immediate at
-# rename and ran it at 6.1 adds per TSC tick here, 4 per core cycle: read as a clock, 16 GHz.
+# A chain of dependent register-register adds (bench/add_chain.h) runs at one add per core cycle,
+# so adds per TSC tick is the clock over the TSC rate.
 # Each round, for every usable code but portable: one scan call of 256 Ki nonces, then the chain
 # (about 0.2 ms, "right after"), then 3 ms of a scalar spin, then the chain again ("3 ms later").
 # Medians over the rounds; the TSC rate comes from clock_gettime over 50 ms.
@@ -22,14 +20,9 @@ cat > "$OUT/clock.c" <<'EOF'
 #include <time.h>
 #include <x86intrin.h>
 #include "core.h"
-#define ADDS 800000.0
-static double adds_per_tick(void) {
-    unsigned long x = 1, y = 3;
-    unsigned long long c = __rdtsc();
-    for (int i = 0; i < 200000; i++)
-        __asm__ volatile("add %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\tadd %1, %0" : "+r"(x) : "r"(y));
-    return ADDS / (double)(__rdtsc() - c);
-}
+#include "add_chain.h"
+/* One chain, right after a scan: its clock, not the fastest of several. */
+static double adds_per_tick(void) { return 1.0 / tsc_per_cycle(1); }
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmp(const void *a, const void *b) { double u = *(const double *)a, v = *(const double *)b; return (u > v) - (u < v); }
 static double med(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp); return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2; }
@@ -73,5 +66,5 @@ int main(int argc, char **argv) {
 }
 EOF
 # shellcheck disable=SC2086
-gcc -O2 -I"$HERE/csrc" -o "$OUT/clock" "$OUT/clock.c" $OBJS
+gcc -O2 -I"$HERE/csrc" -I"$HERE/bench" -o "$OUT/clock" "$OUT/clock.c" $OBJS
 "$OUT/clock" "$ROUNDS"

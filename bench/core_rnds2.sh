@@ -19,32 +19,21 @@
 #   bench/core_rnds2.sh [OUT_DIR]
 set -eu
 OUT=${1:-/tmp/core_rnds2}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$OUT"
 cat > "$OUT/rnds2.c" <<'EOF'
 #include <immintrin.h>
 #include <stdio.h>
 #include <x86intrin.h>
+#include "add_chain.h"
 #define N 4000000L
 #define UNROLL _Pragma("GCC unroll 8")
 #define KEEP8(a) __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]), "+x"(a[6]), "+x"(a[7]))
 #define KEEP4(c) __asm__ volatile("" : "+x"(c[0]), "+x"(c[1]), "+x"(c[2]), "+x"(c[3]))
 #define ATTR __attribute__((target("sha,avx"), noinline))
 static double per(unsigned long long t0, long n, int k) { return (double)(__rdtsc() - t0) / n / k; }
-/* TSC ticks per core cycle now: 800,000 dependent register-register adds (add-immediate would not
-   do: Golden Cove folds such a chain at rename, several per cycle), the fastest of 5 such chains
-   (a chain the host interrupts only reads slower). */
-static double tick(void) {
-    unsigned long x = 1, y = 3;
-    double best = 1e9;
-    for (int r = 0; r < 5; r++) {
-        unsigned long long t = __rdtsc();
-        for (int i = 0; i < 200000; i++)
-            __asm__ volatile("add %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\tadd %1, %0" : "+r"(x) : "r"(y));
-        double d = (double)(__rdtsc() - t) / 800000.0;
-        best = d < best ? d : best;
-    }
-    return best;
-}
+/* TSC ticks per core cycle now (add_chain.h), the fastest of 5 chains. */
+static double tick(void) { return tsc_per_cycle(5); }
 static void say(const char *label, double tsc, const char *unit) {
     printf("%s: %.2f TSC%s (%.2f core cycles)\n", label, tsc, unit, tsc / tick());
 }
@@ -140,7 +129,7 @@ int main(void) {
     return 0;
 }
 EOF
-gcc -O2 -o "$OUT/rnds2" "$OUT/rnds2.c"
+gcc -O2 -I"$HERE/bench" -o "$OUT/rnds2" "$OUT/rnds2.c"
 # The timed SHA instructions must work on registers only.
 if objdump -d "$OUT/rnds2" | grep -E 'sha256(rnds2|msg1|msg2) .*\(' >/dev/null; then
     echo "core_rnds2.sh: the compiler put a timed SHA instruction's operand in memory; figures would be wrong" >&2
