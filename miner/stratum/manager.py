@@ -333,6 +333,11 @@ class PoolManager:
         task.add_done_callback(self._inflight.discard)
 
     async def _submit(self, p: _Pool, s: StratumSession, share: Share) -> None:
+        # This task's first step, which writes the share, runs a loop turn after submit() checked the
+        # job; a clean notify read in between has dropped it, and the pool would reject it as stale.
+        if not s.closed and not s.job_valid(share.job):
+            self._count_stale(p, share, "job dropped by the pool")
+            return
         sent = time.monotonic()
         try:
             ok, reason = await s.submit(share, on_late=lambda ok, why: self._late_reply(p, share, ok, why, sent))
