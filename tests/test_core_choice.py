@@ -290,6 +290,32 @@ def test_switching_code_mid_work_neither_loses_nor_repeats_a_nonce(monkeypatch, 
     assert completed >= 4 and len(switches) == completed // 2
 
 
+def test_a_hit_goes_to_the_engine_before_its_chunk_ends():
+    """A share is handed over when the C call that found it ends, and the device scans a chunk in
+    short calls: a share held to the end of a 0.25 s chunk reached the pool late, or, when a clean
+    job came during the chunk, was counted stale though found in time (88% of them with a clean job
+    every 30 ms). Counted in nonces scanned, not seconds: before the first rate is known the calls
+    are MIN_CHUNK nonces."""
+    job = make_job(difficulty=1 / 2 ** 16)  # about one hit in 2^16 nonces
+    start, count = 7_000, 1 << 20
+    ctx = Ctx(job, start, count, chunk=count)   # one chunk: the old code handed every hit over at its end
+    seen_at: list[int] = []
+    real_submit = ctx.submit
+
+    def submit(work, nonce, **kw):
+        seen_at.append(ctx.hashed)   # nonces reported scanned when this hit was handed over
+        return real_submit(work, nonce, **kw)
+    ctx.submit = submit
+    dev = CPUDevice("cpu0", adaptive=False)
+    dev.open()
+    dev.selftest()
+    dev.run(ctx)
+    hits = ref_hits(ctx.header, start, count, job.share_target)
+    assert len(hits) >= 4 and [n for n, _ in ctx.submitted] == hits and ctx.hashed == count
+    for nonce, hashed in zip(hits, seen_at):
+        assert hashed - (nonce - start) <= cpu_backend.MIN_CHUNK, (nonce, hashed)
+
+
 @needs_two
 def test_versions_follow_the_code_in_use(monkeypatch):
     # With a version mask each slice hashes several versions where the code can.
