@@ -29,9 +29,9 @@ MIN_CHUNK, MAX_CHUNK = 1 << 14, 1 << 26
 # long and each hit goes to the engine when its call ends. Held to the end of a 0.25 s chunk, a
 # share reached the pool up to 0.25 s late, and one found before a clean job that came during
 # the chunk was counted stale and never sent, though the pool would have taken it (with a clean
-# job every 30 ms, 88% of the shares found went that way). About 100 calls a second cost
-# nothing measurable (docs/benchmarks/core.md, run P).
-HIT_SECONDS = 0.01
+# job every 30 ms, 88% of the shares found went that way). A call costs 10-20 us over its
+# hashing, so 50 a second are about 0.1% of a thread (bench/cpu_slices.py, docs/BENCHMARKS.md).
+HIT_SECONDS = 0.02
 
 
 class CPUDevice(Device):
