@@ -9,7 +9,12 @@ the CPU time spent inside the C scan) as a share of one core, the clean-job swit
 (clean notify handed to the engine -> every device hashing the new job), and the resident
 memory of a separate `miner` process mining for --rss-seconds with the CPU backend.
 
+--hit-seconds A,B,... runs one engine round per value in each round (the order turned each round),
+with the CPU device's HIT_SECONDS (how long one C call of a chunk lasts, so how long a found share
+waits) set to it, and reports each value's engine/raw ratio: the cost of handing shares over sooner.
+
     python bench/engine_bench.py --threads 2 --seconds 10 --rounds 3
+    python bench/engine_bench.py --threads 2 --seconds 10 --rounds 7 --hit-seconds 0.01,0.25 --rss-seconds 0
 """
 from __future__ import annotations
 
@@ -57,22 +62,29 @@ def raw_rate(threads: int, seconds: float) -> float:
 # CPU time spent inside the C scan, summed over device threads.
 _scan_cpu = [0.0]
 _scan_lock = threading.Lock()
-_orig_scan = cpu_mod.core.scan_abortable
+# Both scans the CPU device calls: scan_versions when the pool grants version rolling (untimed, the
+# engine's CPU read 196-199% of a core against the local pool, which grants it).
+_TIMED = ("scan_abortable", "scan_versions")
 
 
-def _timed_scan(*a, **kw):
-    t0 = time.thread_time()
-    try:
-        return _orig_scan(*a, **kw)
-    finally:
-        dt = time.thread_time() - t0
-        with _scan_lock:
-            _scan_cpu[0] += dt
+def _timed(fn):
+    def timed_scan(*a, **kw):
+        t0 = time.thread_time()
+        try:
+            return fn(*a, **kw)
+        finally:
+            dt = time.thread_time() - t0
+            with _scan_lock:
+                _scan_cpu[0] += dt
+    return timed_scan
 
 
 class _CoreProxy:
+    def __init__(self) -> None:
+        self._scans = {name: _timed(getattr(core, name)) for name in _TIMED}
+
     def __getattr__(self, name):
-        return _timed_scan if name == "scan_abortable" else getattr(core, name)
+        return self._scans[name] if name in self._scans else getattr(core, name)
 
 
 def engine_round(url: str, threads: int, seconds: float) -> dict:
@@ -125,8 +137,10 @@ def main() -> None:
     ap.add_argument("--clean-every", type=float, default=1.0)
     ap.add_argument("--difficulty", type=float, default=0.05)
     ap.add_argument("--rss-seconds", type=float, default=15.0)
+    ap.add_argument("--hit-seconds", default="", help="comma-separated HIT_SECONDS values to alternate")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    hits = [float(x) for x in a.hit_seconds.split(",") if x.strip()] or [cpu_mod.HIT_SECONDS]
     pool = subprocess.Popen([sys.executable, os.path.join(HERE, "localpool.py"), "--difficulty", str(a.difficulty),
                              "--clean-every", str(a.clean_every)], stdout=subprocess.PIPE, text=True)
     try:
@@ -134,20 +148,25 @@ def main() -> None:
         threading.Thread(target=lambda: [None for _ in pool.stdout], daemon=True).start()
         raws, engs, ratios, overhead, switches = [], [], [], [], []
         totals = {"accepted": 0, "rejected": 0, "stale": 0, "hw": 0}
+        by_hit: dict[float, list[float]] = {h: [] for h in hits}
         for r in range(a.rounds):
             raw = raw_rate(a.threads, a.seconds)
-            eng = engine_round(url, a.threads, a.seconds)
-            raws.append(raw)
-            engs.append(eng["rate"])
-            ratios.append(eng["rate"] / raw)
-            overhead.append(eng["overhead_core"])
-            switches.extend(eng["switch_ms"])
-            for k in totals:
-                totals[k] += eng[k]
-            print(f"round {r + 1}: raw {raw / 1e6:.2f} MH/s  engine {eng['rate'] / 1e6:.2f} MH/s  "
-                  f"ratio {eng['rate'] / raw:.3f}  engine CPU {100 * eng['overhead_core']:.2f}% of a core  "
-                  f"switches {len(eng['switch_ms'])}", file=sys.stderr, flush=True)
-        rss = rss_run(url, a.threads, a.rss_seconds)
+            for h in hits[r % len(hits):] + hits[:r % len(hits)]:
+                cpu_mod.HIT_SECONDS = h
+                eng = engine_round(url, a.threads, a.seconds)
+                raws.append(raw)
+                engs.append(eng["rate"])
+                ratios.append(eng["rate"] / raw)
+                by_hit[h].append(eng["rate"] / raw)
+                overhead.append(eng["overhead_core"])
+                switches.extend(eng["switch_ms"])
+                for k in totals:
+                    totals[k] += eng[k]
+                print(f"round {r + 1}: hit {h:g} s  raw {raw / 1e6:.2f} MH/s  engine {eng['rate'] / 1e6:.2f} MH/s  "
+                      f"ratio {eng['rate'] / raw:.3f}  engine CPU {100 * eng['overhead_core']:.2f}% of a core  "
+                      f"switches {len(eng['switch_ms'])}  accepted {eng['accepted']}  stale {eng['stale']}",
+                      file=sys.stderr, flush=True)
+        rss = rss_run(url, a.threads, a.rss_seconds) if a.rss_seconds > 0 else None
     finally:
         pool.terminate()
     out = {
@@ -158,6 +177,7 @@ def main() -> None:
         "switch_ms_median": statistics.median(switches) if switches else None,
         "switch_ms_p90": sorted(switches)[int(0.9 * (len(switches) - 1))] if switches else None,
         "switches": len(switches), "rss_mib": rss, **totals,
+        "ratio_median_by_hit_seconds": {f"{h:g}": statistics.median(v) for h, v in by_hit.items()},
     }
     print(json.dumps(out, indent=None if a.json else 2))
 
