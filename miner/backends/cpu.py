@@ -129,11 +129,12 @@ class CPUDevice(Device):
             while pos < end:
                 impl = self.chooser.next_impl() if self.chooser else self._impl_name
                 trial = self.chooser is not None and self.chooser.exploring
-                n = end - pos
-                if trial:
-                    n = min(n, self.chooser.slice_nonces(rate) if rate > 0 else MIN_CHUNK)
+                if rate <= 0:
+                    n = min(end - pos, MIN_CHUNK)
+                elif trial:
+                    n = min(end - pos, self.chooser.slice_nonces(rate))
                 else:
-                    n = min(n, max(MIN_CHUNK, int(rate * HIT_SECONDS)) if rate > 0 else MIN_CHUNK)
+                    n = min(end - pos, max(MIN_CHUNK, int(rate * HIT_SECONDS)))
                 c0 = time.thread_time()
                 pairs, next_nonce, per_nonce = self._scan(work, impl, pos, n, abort)
                 cpu = time.thread_time() - c0
