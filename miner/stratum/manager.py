@@ -325,9 +325,6 @@ class PoolManager:
         return None
 
     def _send(self, p: _Pool, s: StratumSession, share: Share) -> None:
-        if share.is_block:
-            p.blocks += 1
-            log.warning("pool %d: BLOCK candidate found by %s (job %s)", p.id, share.device or "?", share.job.job_id)
         task = asyncio.create_task(self._submit(p, s, share), name="stratum-submit")
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
@@ -338,6 +335,9 @@ class PoolManager:
         if not s.closed and not s.job_valid(share.job):
             self._count_stale(p, share, "job dropped by the pool")
             return
+        if share.is_block:  # counted here, after the last check, so a stale share is never also a block
+            p.blocks += 1
+            log.warning("pool %d: BLOCK candidate found by %s (job %s)", p.id, share.device or "?", share.job.job_id)
         sent = time.monotonic()
         try:
             ok, reason = await s.submit(share, on_late=lambda ok, why: self._late_reply(p, share, ok, why, sent))
