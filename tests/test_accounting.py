@@ -185,16 +185,16 @@ def test_stale_shares_are_one_count_in_every_view(monkeypatch):
     core.scan(core.GENESIS_HEADER, 0, 1 << 22, 0)
     d = 2e-6 * max(1.0, (1 << 22) / (time.perf_counter() - t) / 20e6)
     events: list[tuple[str, dict]] = []
-    # When the miner took each job, and when it wrote each share to the wire (the session's submit
-    # writes before its first await), on one clock and one event loop: their order is exact.
+    # When the miner took each job, and when it wrote each share to the wire (the session's
+    # send_share writes before it returns), on one clock and one event loop: their order is exact.
     arrived: dict[str, float] = {}
     written: dict[tuple[str, str], float] = {}
-    real_submit = StratumSession.submit
+    real_send = StratumSession.send_share
 
-    def submit(self, share, on_late=None):
+    def send_share(self, share, on_late=None):
         written[(share.job.job_id, f"{share.nonce:08x}")] = time.monotonic()
-        return real_submit(self, share, on_late)
-    monkeypatch.setattr(StratumSession, "submit", submit)
+        return real_send(self, share, on_late)
+    monkeypatch.setattr(StratumSession, "send_share", send_share)
 
     def pool_event(kind, data):
         if kind == "job":

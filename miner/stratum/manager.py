@@ -29,7 +29,7 @@ from miner.engine.job import Job, Share, recheck
 from miner.engine.stats import PoolSnapshot
 from miner.stratum import codec
 from miner.stratum.config import PoolConfig, make_ssl_context
-from miner.stratum.session import Endpoint, ResumeState, StratumSession, Timeouts
+from miner.stratum.session import Endpoint, ResumeState, StratumSession, Timeouts, verdict
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class PoolManager:
         self._active: _Pool | None = None
         self._last_job_pool: int | None = None
         self._seen: OrderedDict[tuple, None] = OrderedDict()
-        self._inflight: set[asyncio.Task] = set()
+        self._inflight: set[asyncio.Future] = set()   # replies awaited, one per share written
         self._closing = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -233,8 +233,9 @@ class PoolManager:
         self._end_session("shutting down")
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=1.0)
-        for t in list(self._inflight):
-            t.cancel()
+        for fut in list(self._inflight):
+            fut.cancel()   # _verdict counts each one stale, a loop turn later
+        await asyncio.sleep(0)
         for p in self._pools.values():
             if p.held:
                 log.warning("pool %d: %d share(s) held for a reconnect counted stale at shutdown", p.id, len(p.held))
@@ -325,38 +326,47 @@ class PoolManager:
         return None
 
     def _send(self, p: _Pool, s: StratumSession, share: Share) -> None:
-        task = asyncio.create_task(self._submit(p, s, share), name="stratum-submit")
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-
-    async def _submit(self, p: _Pool, s: StratumSession, share: Share) -> None:
-        # This task's first step, which writes the share, runs a loop turn after submit() checked the
-        # job; a clean notify read in between has dropped it, and the pool would reject it as stale.
-        if not s.closed and not s.job_valid(share.job):
-            self._count_stale(p, share, "job dropped by the pool")
-            return
-        if share.is_block:  # counted here, after the last check, so a stale share is never also a block
-            p.blocks += 1
-            log.warning("pool %d: BLOCK candidate found by %s (job %s)", p.id, share.device or "?", share.job.job_id)
+        """Write a share the caller has just checked against the session's jobs; its verdict is
+        counted when the reply comes (_verdict). The write happens here, in the same loop turn as
+        the check: a clean notify cannot come between them."""
         sent = time.monotonic()
         try:
-            ok, reason = await s.submit(share, on_late=lambda ok, why: self._late_reply(p, share, ok, why, sent))
-        except asyncio.TimeoutError:
-            self._count_rejected(p, share, NO_REPLY)
-            return
+            fut = s.send_share(share, on_late=lambda ok, why: self._late_reply(p, share, ok, why, sent))
         except PoolError:
-            if self._closing:
-                self._count_stale(p, share, "not answered before shutdown")
-                return
-            # Sent, but the reply died with the connection: retry on a resumed session or count stale.
-            if self._hold(p, share):
-                log.info("pool %d: connection lost before the reply to share on job %s; holding it for the reconnect",
-                         p.id, share.job.job_id)
+            self._not_answered(p, share, "connection lost before the share was written")
             return
-        if ok:
-            self._count_accepted(p, share)
+        if share.is_block:  # counted once written, so a stale or held share is never also a block
+            p.blocks += 1
+            log.warning("pool %d: BLOCK candidate found by %s (job %s)", p.id, share.device or "?", share.job.job_id)
+        self._inflight.add(fut)
+        fut.add_done_callback(lambda f: self._verdict(p, share, f))
+
+    def _verdict(self, p: _Pool, share: Share, fut: asyncio.Future) -> None:
+        self._inflight.discard(fut)
+        if fut.cancelled():  # shutdown gave up waiting for it
+            self._count_stale(p, share, "not answered before shutdown")
+            return
+        exc = fut.exception()
+        if isinstance(exc, asyncio.TimeoutError):
+            self._count_rejected(p, share, NO_REPLY)
+        elif isinstance(exc, PoolError):
+            # Sent, but the reply died with the connection: retry on a resumed session or count stale.
+            self._not_answered(p, share, "connection lost before the reply")
+        elif exc is not None:
+            log.error("pool %d: share on job %s: unexpected error %r; counted stale", p.id, share.job.job_id, exc)
+            self._count_stale(p, share, "internal error")
         else:
-            self._count_rejected(p, share, reason or "rejected")
+            ok, reason = verdict(fut.result())
+            if ok:
+                self._count_accepted(p, share)
+            else:
+                self._count_rejected(p, share, reason or "rejected")
+
+    def _not_answered(self, p: _Pool, share: Share, what: str) -> None:
+        if self._closing:
+            self._count_stale(p, share, "not answered before shutdown")
+        elif self._hold(p, share):
+            log.info("pool %d: %s on job %s; holding it for the reconnect", p.id, what, share.job.job_id)
 
     def _count_accepted(self, p: _Pool, share: Share, corrects: str | None = None) -> None:
         job = share.job

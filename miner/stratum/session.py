@@ -402,33 +402,47 @@ class StratumSession:
             self._pending.pop(mid, None)
             self._reply_hooks.pop(mid, None)
 
-    async def submit(self, share: Share,
-                     on_late: Callable[[bool, str | None], None] | None = None) -> tuple[bool, str | None]:
-        """Send one share; (accepted, pool's reason).
+    def send_share(self, share: Share,
+                   on_late: Callable[[bool, str | None], None] | None = None) -> asyncio.Future:
+        """Write one share now; the future of the pool's reply (a codec.Response).
 
-        Raises PoolError when the session ends before the reply (the share may still be credited:
-        the caller holds it for a resumed session). Raises asyncio.TimeoutError when a live pool
-        leaves it unanswered for Timeouts.give_up; a reply that still comes on this connection is then
-        passed to on_late(accepted, reason), so the caller can correct its count."""
+        The line is written before this returns, so the job the caller just checked is the job
+        the pool sees: no loop turn falls between the check and the write. The future fails with
+        PoolError when the session ends before the reply (the share may still be credited: the
+        caller holds it for a resumed session), and with asyncio.TimeoutError when a live pool
+        leaves it unanswered for Timeouts.give_up; a reply that still comes on this connection is
+        then passed to on_late(accepted, reason), so the caller can correct its count. Raises
+        PoolError at once when the session is not connected.
+
+        No task and no wait_for per share: at a high share rate each one is a loop turn or two
+        of the single event loop, on the cores the hashing threads use (docs/STRATUM.md)."""
+        self._send(codec.request(self._next_id, "mining.submit", share.submit_params(self.user)), "mining.submit")
         mid = self._next_id
         self._next_id += 1
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
         self._pending[mid] = fut
         self._submit_sent[mid] = time.monotonic()
-        try:
-            self._send(codec.request(mid, "mining.submit", share.submit_params(self.user)), "mining.submit")
-            try:
-                res = await asyncio.wait_for(fut, self.timeouts.give_up)
-            except asyncio.TimeoutError:
-                if on_late is not None and not self._closed.is_set():
-                    self._late[mid] = on_late
-                    while len(self._late) > MAX_LATE:
-                        self._late.popitem(last=False)
-                raise
-        finally:
-            self._pending.pop(mid, None)
-            self._submit_sent.pop(mid, None)
-        return verdict(res)
+        timer = loop.call_later(self.timeouts.give_up, self._give_up, mid, fut, on_late)
+        fut.add_done_callback(lambda _: timer.cancel())
+        return fut
+
+    def _give_up(self, mid: int, fut: asyncio.Future, on_late: Callable[[bool, str | None], None] | None) -> None:
+        if fut.done():
+            return
+        self._pending.pop(mid, None)
+        self._submit_sent.pop(mid, None)
+        if on_late is not None and not self._closed.is_set():
+            self._late[mid] = on_late
+            while len(self._late) > MAX_LATE:
+                self._late.popitem(last=False)
+        fut.set_exception(asyncio.TimeoutError())
+
+    async def submit(self, share: Share,
+                     on_late: Callable[[bool, str | None], None] | None = None) -> tuple[bool, str | None]:
+        """Send one share and wait for its verdict: (accepted, pool's reason). send_share's errors,
+        raised here."""
+        return verdict(await self.send_share(share, on_late))
 
     @property
     def unanswered(self) -> int:
@@ -489,7 +503,7 @@ class StratumSession:
         self._bad_lines = 0
         if isinstance(msg, codec.Response):
             self._replies += 1
-            fut = self._pending.get(msg.id) if isinstance(msg.id, int) else None
+            fut = self._pending.pop(msg.id, None) if isinstance(msg.id, int) else None
             if isinstance(msg.id, int):
                 self._submit_sent.pop(msg.id, None)
             if fut is None:
