@@ -368,6 +368,41 @@ def test_lost_reply_resubmitted_on_resumed_session(caplog):
     assert "resubmitting held share" in caplog.text
 
 
+def test_block_candidate_resent_after_a_lost_reply_is_one_block(caplog):
+    """A block candidate written, its reply lost with the connection, then resent on the resumed
+    session is one block: counted when first written, not again when resent (it used to be two)."""
+    caplog.set_level(logging.INFO)
+
+    async def go():
+        pool = await FakePool(difficulty=D).start()
+        pool.job = replace(pool.job, nbits=0x207FFFFF)   # regtest's target: every share is a block
+        async with Harness([pool.url]) as h:
+            job = await h.wait_jobs(1)
+            share = mine_share(job)
+            assert share.is_block
+            pool.reply_submits = False
+            h.mgr.submit(share)
+            await pool.wait(lambda: pool.client.requests("mining.submit"))
+            assert h.mgr.snapshots()[0].blocks == 1            # counted when written
+            pool.seen.clear()
+            pool.accepted.clear()
+            pool.reply_submits = True
+            pool.send_job_on_authorize = False
+            pool.client.close()
+            await pool.wait(lambda: len(pool.clients) == 2 and pool.client.authorized)
+            pool.client.jobs[job.job_id] = pool.job
+            await pool.wait(lambda: pool.accepted)
+            await h.wait(lambda: h.shares("accepted"))
+            snap = h.mgr.snapshots()[0]
+            assert (snap.accepted, snap.blocks) == (1, 1)
+            assert len(pool.client.requests("mining.submit")) == 1   # it was resent
+        await pool.stop()
+
+    arun(go())
+    assert "resubmitting held share" in caplog.text
+    assert caplog.text.count("BLOCK candidate") == 1
+
+
 def test_lost_reply_counted_stale_when_not_resumed(caplog):
     caplog.set_level(logging.INFO)
 

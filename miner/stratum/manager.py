@@ -61,6 +61,7 @@ class _Pool:
     diff_stale: float = 0.0
     best_share: float = 0.0
     blocks: int = 0
+    block_keys: set = field(default_factory=set)  # share keys counted as blocks: a resent one is the same block
     jobs: int = 0
     difficulty: float = 0.0
     version_mask: int = 0
@@ -335,7 +336,10 @@ class PoolManager:
         except PoolError:
             self._not_answered(p, share, "connection lost before the share was written")
             return
-        if share.is_block:  # counted once written, so a stale or held share is never also a block
+        # Counted once written, so a stale or held share is never also a block, and once per share:
+        # one resent on a resumed session after its reply was lost is the same candidate.
+        if share.is_block and share.key not in p.block_keys:
+            p.block_keys.add(share.key)
             p.blocks += 1
             log.warning("pool %d: BLOCK candidate found by %s (job %s)", p.id, share.device or "?", share.job.job_id)
         self._inflight.add(fut)
