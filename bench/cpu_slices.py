@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import miner.backends.cpu as cpu_mod
 from miner import core
 from miner.backends.cpu import CPUDevice
-from miner.engine.backend import Work
 from miner.engine.job import Job
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from cpuctx import Ctx  # noqa: E402  (the test suite's context for the real device loop)
 
 MASK = 0x1FFFE000  # BIP 310's usual mask, for --rolling
 
@@ -33,45 +37,11 @@ def make_job(mask: int) -> Job:
                (), 0x20000000, 0x1D00FFFF, 0x504E86B9, True, b"\x08\x00\x00\x02", 4, 1e12, version_mask=mask)
 
 
-class Ctx:
-    """Hands one job's nonces out in the chunks the device asks for, up to a total; counts hashes."""
-
-    stopping = False
-    generation = 1
-
-    def __init__(self, total: int, job: Job) -> None:
-        self.job = job
-        self.en2 = b"\x00\x00\x00\x01"
-        self.root = job.merkle_root(self.en2)
-        self.header = job.header(self.en2, merkle_root=self.root)
-        self.pos, self.end, self.hashed, self.calls = 0, total, 0, 0
-
-    def next_work(self, nonce_count=1 << 32, *, timeout=None, version_rolling=False):
-        if self.pos >= self.end:
-            return None
-        n = min(nonce_count, self.end - self.pos)
-        mask = self.job.version_mask if version_rolling else 0
-        w = Work(self.job, self.en2, self.job.ntime, self.job.version, self.pos, n, 1, self.root, self.header,
-                 device_version_mask=mask)
-        self.pos += n
-        return w
-
-    def submit(self, work, nonce, *, version=None, claimed_target=None):
-        return True
-
-    def hashes(self, n):
-        self.hashed += n
-        self.calls += 1
-
-    def add_generation_listener(self, fn):
-        pass
-
-
 def one_run(hit: float, nonces: int, job: Job) -> tuple[float, int]:
     cpu_mod.HIT_SECONDS = hit
     dev = CPUDevice("cpu0", adaptive=False)
     dev.open()
-    ctx = Ctx(nonces, job)
+    ctx = Ctx(job, 0, nonces)
     t = time.thread_time()
     dev.run(ctx)
     return nonces / (time.thread_time() - t), ctx.calls

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 
 import pytest
 
@@ -12,10 +11,10 @@ from miner.backends import cpu as cpu_backend
 from miner.backends import cpu_choice
 from miner.backends.cpu import CPUDevice
 from miner.backends.cpu_choice import CodeChooser
-from miner.engine.backend import Work
 from miner.engine.job import Job
 from miner.sha256 import sha256d as dsha256
 from miner.stratum.codec import swap_words
+from cpuctx import Ctx
 
 FAST = core.candidates()
 needs_two = pytest.mark.skipif(len(FAST) < 2, reason="needs two usable non-portable implementations")
@@ -198,42 +197,6 @@ def make_job(difficulty: float, version_mask: int = 0) -> Job:
                bytes.fromhex("0100000001000063"), bytes.fromhex("ffffffff0100f2052a01000000"),
                (dsha256(b"c1"),), 0x20000000, 0x1D00FFFF, 0x504E86B9, True, b"\x08\x00\x00\x02", 4, difficulty,
                version_mask=version_mask)
-
-
-class Ctx:
-    """Hands out consecutive slices of one job's nonce range, then stops; records hashes and submits."""
-
-    def __init__(self, job: Job, start: int, count: int, chunk: int) -> None:
-        self.job, self.pos, self.end, self.chunk = job, start, start + count, chunk
-        self.en2 = b"\x00\x00\x00\x01"
-        self.root = job.merkle_root(self.en2)
-        self.header = job.header(self.en2, merkle_root=self.root)
-        self.hashed = 0
-        self.submitted: list[tuple[int, int | None]] = []
-        self.lock = threading.Lock()
-
-    stopping = False
-    generation = 1
-
-    def next_work(self, nonce_count=1 << 32, *, timeout=None, version_rolling=False):
-        if self.pos >= self.end:
-            return None
-        n = min(self.chunk, self.end - self.pos)
-        mask = self.job.version_mask if version_rolling else 0
-        w = Work(self.job, self.en2, self.job.ntime, self.job.version, self.pos, n, 1, self.root, self.header,
-                 device_version_mask=mask)
-        self.pos += n
-        return w
-
-    def submit(self, work, nonce, *, version=None, claimed_target=None):
-        self.submitted.append((nonce, version))
-        return True
-
-    def hashes(self, n):
-        self.hashed += n
-
-    def add_generation_listener(self, fn):
-        pass
 
 
 def ref_hits(header: bytes, start: int, count: int, target: int) -> list[int]:
