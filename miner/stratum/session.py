@@ -416,8 +416,8 @@ class StratumSession:
 
         No task and no wait_for per share: at a high share rate each one is a loop turn or two
         of the single event loop, on the cores the hashing threads use (docs/STRATUM.md)."""
-        self._send(codec.request(self._next_id, "mining.submit", share.submit_params(self.user)), "mining.submit")
         mid = self._next_id
+        self._send(codec.request(mid, "mining.submit", share.submit_params(self.user)), "mining.submit")
         self._next_id += 1
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
