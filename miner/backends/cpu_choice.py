@@ -134,6 +134,8 @@ class CodeChooser:
         self._next_trial = now + self.explore_every
         rates = {c: statistics.median(s) for c, s in self._samples.items() if s}
         self.last_rates = rates
+        log.debug("trial round on %s: %s", self.current,
+                  ", ".join(f"{c} {r / 1e6:.2f} MH/s" for c, r in rates.items()))
         if self.current not in rates:
             return None
         best = max(rates, key=rates.get)
