@@ -62,10 +62,13 @@ _TRIAL_NONCES = 1 << 18
 _TRIAL_ROUNDS = 7
 _TRIAL_PRUNE = 0.7
 # A code that interleaves more lanes than another of its family must beat it by
-# this much to be switched to while mining (see deeper()), and by START_DEEPER_MARGIN
-# to be started on: one 0.4 s trial is weaker evidence than two trial rounds in a row.
+# this much to be started on (pick) or switched to while mining (see deeper()).
+# The start-up margin was 15% until run R: a thread started on a deeper code that
+# the host's load then slows goes back within seconds (a shallower code needs only
+# the ordinary 3%), but one started on the shallower code when the deeper is faster
+# took minutes to move, so the wider start-up margin cost more than it saved
+# (docs/benchmarks/core.md, run R).
 DEEPER_MARGIN = 0.06
-START_DEEPER_MARGIN = 0.15
 _trial_medians: dict[str, float] = {}
 log = logging.getLogger(__name__)
 
@@ -124,16 +127,15 @@ def deeper(a: str, b: str) -> bool:
     busy it loses far more than the shallower one (on Zen 3, 40-60% for 3-4
     lanes against about 20% for 2, docs/benchmarks/core.md). A short trial
     sees only the moment it runs in, so the choice asks the deeper code to be
-    clearly faster: START_DEEPER_MARGIN at start-up, DEEPER_MARGIN while mining.
-    On a core where the deeper code is faster all the time (a quiet host: about
-    9% for 3 lanes over 2 on Zen 3), the CPU device's first trial rounds, 2 s
-    after start, move it there.
+    clearly faster, by DEEPER_MARGIN, at start-up and while mining. A thread
+    on a deeper code that then loses goes back after the CPU device's next
+    trial rounds (the first 2 s after start), by the ordinary margin.
     """
     la, lb = lane_count(a), lane_count(b)
     return la is not None and lb is not None and _base(a) == _base(b) and la > lb
 
 
-def pick(medians: dict[str, float], margin: float = START_DEEPER_MARGIN) -> str:
+def pick(medians: dict[str, float], margin: float = DEEPER_MARGIN) -> str:
     """The start-up choice from each candidate's median rate (insertion order = preference for ties).
 
     The fastest code, unless a shallower code of its family is within
