@@ -374,3 +374,21 @@ def test_attach_pools_is_the_one_way_to_wire_a_pool_client():
         wait_for(lambda: len(pools.submitted) > 0)
         with pytest.raises(Exception, match="after run"):
             engine.attach_pools(RecordingPools())
+
+
+def test_rate_meter_counts_hashes_added_since_its_last_fold():
+    # The meter folds its windows at most every 0.5 s. A reader between two folds must still see the
+    # hashes added since the last one: right after start the last fold had seen none, and an MQTT
+    # state showed 0 H/s beside two accepted shares.
+    from miner.engine.stats import RateMeter
+    m = RateMeter(now=0.0)
+    assert m.rates(now=0.6)["5s"] == 0.0            # a fold at 0.6 s with nothing hashed yet
+    m.add(400)                                      # 0.4 s of 1000 H/s
+    r = m.rates(now=1.0)                            # 0.4 s after that fold: none is due yet
+    assert r["5s"] > 0 and r["1m"] > 0
+    # The same figures whether or not a fold happened at the moment of reading.
+    folded = RateMeter(now=0.0)
+    folded.rates(now=0.6)
+    folded.add(400)
+    folded._fold(1.0)
+    assert abs(folded.rates(now=1.0)["5s"] - r["5s"]) < 1e-9

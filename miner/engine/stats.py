@@ -58,14 +58,22 @@ class RateMeter:
             if t - self._last >= 0.5:
                 self._fold(t)
             elapsed = t - self.started
+            # The hashes added since the last fold count as a fold at t would count
+            # them, without committing it, so the figures do not depend on when the
+            # last fold happened: folded only every 0.5 s, a reader right after the
+            # first hashes saw 0 H/s beside accepted shares (the fold before them had
+            # seen nothing yet).
+            dt = t - self._last if t > self._last else 0.0
+            x = self._pending / dt if dt > 0 else 0.0
             # Warm-up correction: a window that has seen only `span` seconds holds
             # x * (1 - exp(-span / w)) of a steady rate x; dividing that out makes
             # the 1m..15m figures right from the start instead of creeping up from 0.
-            span = self._last - self.started
+            span = self._last + dt - self.started
             out = {}
             for k, w in WINDOWS.items():
+                r = self._rates[k] + (x - self._rates[k]) * (1.0 - math.exp(-dt / w)) if dt > 0 else self._rates[k]
                 seen = 1.0 - math.exp(-span / w) if span > 0 else 0.0
-                out[k] = self._rates[k] / seen if seen > 0 else 0.0
+                out[k] = r / seen if seen > 0 else 0.0
             out["av"] = self.total / elapsed if elapsed > 0 else 0.0
         return out
 
