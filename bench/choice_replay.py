@@ -92,7 +92,7 @@ class Trace:
         return self.rates[min(bisect.bisect_right(self.ends, t), len(self.ends) - 1)][code]
 
     def fixed(self, code: str) -> float:
-        """Hashes per second of one code run all the time."""
+        """Hashes per second of one code run all the time (for OPENSSL: its compressions per second)."""
         return sum(r[code] * s for r, s in zip(self.rates, self.spans)) / self.length
 
     def oracle(self) -> float:
@@ -153,7 +153,7 @@ def main() -> None:
         print(f"fixed {c:24s} {fixed[c] / 1e6:7.2f} MH/s  {fixed[c] / fixed[best]:.3f}x the best fixed; per round "
               f"over {base}: median {statistics.median(ratios):.3f}, time-weighted {fixed[c] / fixed[base]:.3f}")
     if OPENSSL in trace.rates[0]:
-        ossl = sum(r[OPENSSL] * s for r, s in zip(trace.rates, trace.spans)) / trace.length
+        ossl = trace.fixed(OPENSSL)
         print(f"OpenSSL {ossl / 1e6:.2f} M compressions/s over the trace; each code's hashes/s over OpenSSL's "
               f"compressions/s (per round: median [10th..90th percentile]; over the trace):")
         for c in trace.codes:

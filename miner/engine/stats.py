@@ -40,16 +40,20 @@ class RateMeter:
             self._pending += n
             self.total += n
 
-    def _fold(self, now: float) -> None:
+    def _folded(self, now: float) -> dict[str, float]:
+        """Each window's rate as a fold at ``now`` leaves it (the hashes pending since the last fold
+        seen over the time since it), without committing the fold."""
         dt = now - self._last
         if dt <= 0:
-            return
+            return dict(self._rates)
         x = self._pending / dt
-        for k, w in WINDOWS.items():
-            a = 1.0 - math.exp(-dt / w)
-            self._rates[k] += (x - self._rates[k]) * a
-        self._pending = 0.0
-        self._last = now
+        return {k: r + (x - r) * (1.0 - math.exp(-dt / WINDOWS[k])) for k, r in self._rates.items()}
+
+    def _fold(self, now: float) -> None:
+        if now > self._last:
+            self._rates = self._folded(now)
+            self._pending = 0.0
+            self._last = now
 
     def rates(self, now: float | None = None) -> dict[str, float]:
         """{"5s", "1m", "5m", "15m", "av"} in units per second."""
@@ -58,22 +62,19 @@ class RateMeter:
             if t - self._last >= 0.5:
                 self._fold(t)
             elapsed = t - self.started
-            # The hashes added since the last fold count as a fold at t would count
-            # them, without committing it, so the figures do not depend on when the
-            # last fold happened: folded only every 0.5 s, a reader right after the
-            # first hashes saw 0 H/s beside accepted shares (the fold before them had
-            # seen nothing yet).
-            dt = t - self._last if t > self._last else 0.0
-            x = self._pending / dt if dt > 0 else 0.0
+            # The figures are those of a fold at t, so they do not depend on when the
+            # last committed fold happened: folded only every 0.5 s, a reader right
+            # after the first hashes saw 0 H/s beside accepted shares (the fold before
+            # them had seen nothing yet).
+            rates = self._folded(t)
             # Warm-up correction: a window that has seen only `span` seconds holds
             # x * (1 - exp(-span / w)) of a steady rate x; dividing that out makes
             # the 1m..15m figures right from the start instead of creeping up from 0.
-            span = self._last + dt - self.started
+            span = max(t, self._last) - self.started
             out = {}
             for k, w in WINDOWS.items():
-                r = self._rates[k] + (x - self._rates[k]) * (1.0 - math.exp(-dt / w)) if dt > 0 else self._rates[k]
                 seen = 1.0 - math.exp(-span / w) if span > 0 else 0.0
-                out[k] = r / seen if seen > 0 else 0.0
+                out[k] = rates[k] / seen if seen > 0 else 0.0
             out["av"] = self.total / elapsed if elapsed > 0 else 0.0
         return out
 
