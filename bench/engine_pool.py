@@ -2,7 +2,7 @@
 (stratum-pool-sha256 from npm, tests/pool) against `miner bench` on the same threads, interleaved.
 
     python bench/engine_pool.py [--threads 2] [--seconds 30] [--rounds 3] [--difficulty 0.0002]
-                                [--bench-seconds S/2] [--rolling]
+                                [--bench-seconds S/2] [--rolling] [--core NAME]
 
 The rounds run B P B P ... P B, back to back:
   B  `miner bench --threads N --versions 1 --json`, its "auto" row (the code choice the miner makes);
@@ -16,6 +16,11 @@ what other work left), the miner's own hashrate report and the pool-side rate ov
 CPU time of the pool process, of the miner process and of this script, as shares of one core
 (so what else ran on the same cores is visible). Medians over rounds at the end, and the
 ratio of all rounds pooled with its share-count noise (1/sqrt(shares)).
+Each ratio is also given over the hashing window: from the miner's devices starting (after its
+start-up trial, 0.5-0.9 s on a 2-vCPU Zen 3) to its final hashrate report, which is what a bench
+cell times (its own start-up trial runs before the cell's clock starts).
+--core NAME forces one code in both the miner (--core) and the bench (its NAME row), so the
+engine's own cost is measured apart from its choice of code.
 Needs node and `npm ci --prefix tests/pool`.
 
 --rolling measures the BIP 310 path instead: the real test pool refuses version rolling (it answers
@@ -87,39 +92,44 @@ class RollingPool:
         self.thread.close()
 
 
-def bench_rate(threads: int, seconds: float, versions: int = 1) -> tuple[float, float]:
-    """(rate, rate per CPU second x threads) of `miner bench`'s auto row (with that many versions)."""
+def bench_rate(threads: int, seconds: float, versions: int = 1, code: str | None = None) -> tuple[float, float]:
+    """(rate, rate per CPU second x threads) of `miner bench`'s auto row, or of code's row when a code
+    is forced (with that many versions)."""
     c0 = _cpu(resource.RUSAGE_CHILDREN)
-    res = subprocess.run([MINER, "bench", "--impl", "auto", "--threads", str(threads), "--duration", str(seconds),
+    impl = ["--impl", code, "--no-auto"] if code else ["--impl", "auto"]
+    res = subprocess.run([MINER, "bench", *impl, "--threads", str(threads), "--duration", str(seconds),
                           "--versions", str(versions), "--json"], capture_output=True, text=True,
                          timeout=seconds * 40 + 120, cwd="/")
     doc = json.loads(res.stdout)
-    (auto,) = [r for r in doc["results"] if r["impl"] == "auto" and r["threads"] == threads
+    (auto,) = [r for r in doc["results"] if r["impl"] == (code or "auto") and r["threads"] == threads
                and r["versions"] == versions]
     cpu = _cpu(resource.RUSAGE_CHILDREN) - c0
     cells = 2 if versions > 1 else 1  # with --versions N the bench also runs the 1-version cell, as long
     return auto["hashes_per_s"], auto["hashes_per_s"] * seconds * threads * cells / max(cpu, 1e-9)
 
 
-def pool_round(threads: int, seconds: float, difficulty: float, rolling: bool = False) -> dict:
+def pool_round(threads: int, seconds: float, difficulty: float, rolling: bool = False,
+               code: str | None = None) -> dict:
     pool = RollingPool(difficulty) if rolling else start_real_pool(difficulty)
     try:
         base = len(pool.shares())
         cmd = [MINER, "-o", pool.url, "-u", pool.user, "-p", pool.password, "-t", str(threads),
-               "--time-limit", str(seconds), "--json"]
+               "--time-limit", str(seconds), "--json"] + (["--core", code] if code else [])
         pool_cpu0, self_cpu0 = proc_cpu(pool.proc.pid) if pool.proc else 0.0, _cpu(resource.RUSAGE_SELF)
         log = tempfile.TemporaryFile("w+")
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd="/")
-        first_job = None
-        final = None
+        first_job = started = final = None
+        final_at = 0.0
         for line in p.stdout:
-            # Only two events matter; the rest (one per share) are skipped unparsed.
+            # Only three events matter; the rest (one per share) are skipped unparsed.
             if first_job is None and '"job"' in line and json.loads(line).get("event") == "job":
                 first_job = time.monotonic()
+            elif started is None and '"started"' in line and json.loads(line).get("event") == "device":
+                started = time.monotonic()
             elif '"final"' in line:
                 ev = json.loads(line)
                 if ev.get("event") == "hashrate" and ev.get("final"):
-                    final = ev
+                    final, final_at = ev, time.monotonic()
         _, _, ru = os.wait4(p.pid, 0)
         end = time.monotonic()
         self_cpu = _cpu(resource.RUSAGE_SELF) - self_cpu0
@@ -133,7 +143,12 @@ def pool_round(threads: int, seconds: float, difficulty: float, rolling: bool = 
         m = re.search(r"core: (\S+) selected", text)
         switches = re.findall(r"(cpu\d+): core (\S+) -> (\S+) ", text)
         window = end - first_job
-        return {"pool_rate": sum(acc) * 2 ** 32 / window, "shares": len(acc),
+        # The bench cells time hashing only (their start-up trial runs before the cell's clock), so
+        # the like-for-like window is from the devices' start (after the start-up trial) to the
+        # miner's final report; every share was found inside it.
+        hashing = (final_at or end) - (started or first_job)
+        return {"pool_rate": sum(acc) * 2 ** 32 / window, "shares": len(acc), "hashing": hashing,
+                "pool_rate_hashing": sum(acc) * 2 ** 32 / hashing, "startup": (started or first_job) - first_job,
                 "miner_rate": final["total"]["av"] if final else 0.0, "window": window,
                 "pool_cpu": pool_cpu / window, "miner_cpu": (ru.ru_utime + ru.ru_stime) / window,
                 "self_cpu": self_cpu / window, "invalid": pool.invalid,
@@ -151,19 +166,27 @@ def main() -> int:
     ap.add_argument("--bench-seconds", type=float, default=None, help="length of each bench cell (default S/2)")
     ap.add_argument("--rolling", action="store_true",
                     help="BIP 310 version rolling: the project's own pool, which grants a mask, and bench cells with 8 versions")
+    ap.add_argument("--core", default=None, metavar="NAME",
+                    help="force one code in both (miner --core NAME, bench --impl NAME): the engine's cost "
+                         "apart from the choice")
     a = ap.parse_args()
+    code = None
+    if a.core:
+        from miner import core
+        code = core.resolve(a.core)  # the bench row's full name, e.g. shani(3-lane,vex)
     versions = 8 if a.rolling else 1
     bench_s = a.bench_seconds or a.seconds / 2
     rows = []
-    before = bench_rate(a.threads, bench_s, versions)
+    before = bench_rate(a.threads, bench_s, versions, code)
     for r in range(a.rounds):
-        got = pool_round(a.threads, a.seconds, a.difficulty, a.rolling)
-        after = bench_rate(a.threads, bench_s, versions)
+        got = pool_round(a.threads, a.seconds, a.difficulty, a.rolling, code)
+        after = bench_rate(a.threads, bench_s, versions, code)
         bench = (before[0] + after[0]) / 2
         bench_cpu = (before[1] + after[1]) / 2
         got["bench"] = bench
         got["bench_cells"] = (before[0], after[0])
         got["ratio"] = got["pool_rate"] / bench
+        got["ratio_hashing"] = got["pool_rate_hashing"] / bench
         # Per CPU second of the process (x threads): on a shared host the wall rates mostly
         # measure the CPU time other work left over.
         got["bench_cpu"] = bench_cpu
@@ -175,6 +198,8 @@ def main() -> int:
         cells = "|".join(f"{b / 1e6:.2f}" for b in got["bench_cells"])
         print(f"round {r + 1}: bench {bench / 1e6:.2f} ({cells}) MH/s  pool-side {got['pool_rate'] / 1e6:.2f} MH/s "
               f"({got['shares']} shares, {got['invalid']} invalid)  ratio {got['ratio']:.3f}  "
+              f"(hashing window {got['ratio_hashing']:.3f}: start-up {got['startup']:.2f} s, "
+              f"{got['window'] - got['hashing']:.2f} s outside it)  "
               f"miner's own report {got['miner_rate'] / 1e6:.2f} MH/s  "
               f"CPU: pool {100 * got['pool_cpu']:.1f}%, miner {100 * got['miner_cpu']:.1f}%, "
               f"this script {100 * got['self_cpu']:.1f}% of one core; "
@@ -182,7 +207,7 @@ def main() -> int:
               f"ratio {got['ratio_cpu']:.3f}; pool-side / miner's own {got['pool_over_own']:.3f}; "
               f"started on {got['start_code']}, switches: {', '.join(got['switches']) or 'none'}",
               flush=True)
-    keys = ("bench", "pool_rate", "ratio", "miner_rate", "pool_cpu", "miner_cpu", "self_cpu", "bench_cpu",
+    keys = ("bench", "pool_rate", "ratio", "ratio_hashing", "startup", "miner_rate", "pool_cpu", "miner_cpu", "self_cpu", "bench_cpu",
             "pool_rate_cpu", "ratio_cpu", "pool_over_own", "shares")
     med = {k: statistics.median(r[k] for r in rows) for k in keys}
     # All rounds pooled: the pool's credited hashes over what the bench rate would have done in
@@ -190,10 +215,12 @@ def main() -> int:
     credited = sum(r["pool_rate"] * r["window"] for r in rows)
     expected = sum(r["bench"] * r["window"] for r in rows)
     total_shares = sum(r["shares"] for r in rows)
-    pooled = {"pooled_ratio": credited / expected, "pooled_shares": total_shares,
+    hashing = credited / sum(r["bench"] * r["hashing"] for r in rows)
+    pooled = {"pooled_ratio": credited / expected, "pooled_ratio_hashing": hashing, "pooled_shares": total_shares,
               "pooled_count_noise": 1 / max(total_shares, 1) ** 0.5}
-    print(json.dumps({"threads": a.threads, "seconds": a.seconds, "bench_seconds": bench_s, "rolling": a.rolling,
+    print(json.dumps({"threads": a.threads, "core": code or "auto", "seconds": a.seconds, "bench_seconds": bench_s, "rolling": a.rolling,
                       "difficulty": a.difficulty, **med, **pooled, "ratios": [round(r["ratio"], 4) for r in rows],
+                      "ratios_hashing": [round(r["ratio_hashing"], 4) for r in rows],
                       "ratios_cpu": [round(r["ratio_cpu"], 4) for r in rows]}, indent=1))
     return 0
 
