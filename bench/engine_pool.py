@@ -14,7 +14,9 @@ slows down during the run does not tilt the ratio. Printed per round: both rates
 (also per CPU second of each process, x threads: on a shared host the wall rates mostly measure
 what other work left), the miner's own hashrate report and the pool-side rate over it, and the
 CPU time of the pool process, of the miner process and of this script, as shares of one core
-(so what else ran on the same cores is visible). Medians over rounds at the end, and the
+(so what else ran on the same cores is visible), and the miner's own threads sampled once a second
+from /proc: its main thread (the event loop) and the hashing threads, as shares of one core.
+Medians over rounds at the end, and the
 ratio of all rounds pooled with its share-count noise (1/sqrt(shares)).
 Each ratio is also given over the hashing window: from the miner's devices starting (after its
 start-up trial, 0.5-0.9 s on a 2-vCPU Zen 3) to its final hashrate report, which is what a bench
@@ -46,6 +48,7 @@ import subprocess
 import re
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -61,6 +64,43 @@ def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) of process pid and its reaped children, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(x) for x in fields[11:15]) / TICK
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each live thread of process pid, by thread id, from /proc."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended between the listing and the read
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
+class ThreadSampler(threading.Thread):
+    """Samples the miner's threads once a second until it exits: the last sample of each thread is
+    its CPU time to within a second. Shows whether the hashing threads get whole cores and what the
+    main thread (the event loop: Stratum, share checks, reports) takes beside them."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(name="thread-sampler", daemon=True)
+        self.pid, self.seen, self.stop = pid, {}, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            try:
+                self.seen.update(thread_cpu(self.pid))
+            except (FileNotFoundError, ProcessLookupError):
+                return
+
+    def split(self, threads: int, window: float) -> dict:
+        """Shares of one core over window: the main thread, the `threads` busiest others (the hashing
+        threads), and all the rest."""
+        main = self.seen.get(self.pid, 0.0)
+        others = sorted((c for t, c in self.seen.items() if t != self.pid), reverse=True)
+        return {"main": main / window, "hashers": [c / window for c in others[:threads]],
+                "rest": sum(others[threads:]) / window}
 
 
 def _cpu(who: int) -> float:
@@ -118,6 +158,8 @@ def pool_round(threads: int, seconds: float, difficulty: float, rolling: bool = 
         pool_cpu0, self_cpu0 = proc_cpu(pool.proc.pid) if pool.proc else 0.0, _cpu(resource.RUSAGE_SELF)
         log = tempfile.TemporaryFile("w+")
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd="/")
+        sampler = ThreadSampler(p.pid)
+        sampler.start()
         first_job = started = final = None
         final_at = 0.0
         for line in p.stdout:
@@ -130,6 +172,8 @@ def pool_round(threads: int, seconds: float, difficulty: float, rolling: bool = 
                 ev = json.loads(line)
                 if ev.get("event") == "hashrate" and ev.get("final"):
                     final, final_at = ev, time.monotonic()
+        sampler.stop.set()
+        sampler.join()
         _, _, ru = os.wait4(p.pid, 0)
         end = time.monotonic()
         self_cpu = _cpu(resource.RUSAGE_SELF) - self_cpu0
@@ -152,7 +196,8 @@ def pool_round(threads: int, seconds: float, difficulty: float, rolling: bool = 
                 "miner_rate": final["total"]["av"] if final else 0.0, "window": window,
                 "pool_cpu": pool_cpu / window, "miner_cpu": (ru.ru_utime + ru.ru_stime) / window,
                 "self_cpu": self_cpu / window, "invalid": pool.invalid,
-                "start_code": m.group(1) if m else "?", "switches": [" ".join(x) for x in switches]}
+                "start_code": m.group(1) if m else "?", "switches": [" ".join(x) for x in switches],
+                "threads_cpu": sampler.split(threads, window)}
     finally:
         pool.stop()
 
@@ -196,6 +241,7 @@ def main() -> int:
         rows.append(got)
         before = after
         cells = "|".join(f"{b / 1e6:.2f}" for b in got["bench_cells"])
+        tc = got["threads_cpu"]
         print(f"round {r + 1}: bench {bench / 1e6:.2f} ({cells}) MH/s  pool-side {got['pool_rate'] / 1e6:.2f} MH/s "
               f"({got['shares']} shares, {got['invalid']} invalid)  ratio {got['ratio']:.3f}  "
               f"(hashing window {got['ratio_hashing']:.3f}: start-up {got['startup']:.2f} s, "
@@ -205,7 +251,9 @@ def main() -> int:
               f"this script {100 * got['self_cpu']:.1f}% of one core; "
               f"per CPU second: bench {bench_cpu / 1e6:.2f}, pool-side {got['pool_rate_cpu'] / 1e6:.2f} MH/s, "
               f"ratio {got['ratio_cpu']:.3f}; pool-side / miner's own {got['pool_over_own']:.3f}; "
-              f"started on {got['start_code']}, switches: {', '.join(got['switches']) or 'none'}",
+              f"started on {got['start_code']}, switches: {', '.join(got['switches']) or 'none'}; "
+              f"miner threads (to within 1 s): main {100 * tc['main']:.1f}%, hashing "
+              f"{'+'.join(f'{100 * h:.1f}' for h in tc['hashers'])}%, rest {100 * tc['rest']:.1f}%",
               flush=True)
     keys = ("bench", "pool_rate", "ratio", "ratio_hashing", "startup", "miner_rate", "pool_cpu", "miner_cpu", "self_cpu", "bench_cpu",
             "pool_rate_cpu", "ratio_cpu", "pool_over_own", "shares")
@@ -221,7 +269,10 @@ def main() -> int:
     print(json.dumps({"threads": a.threads, "core": code or "auto", "seconds": a.seconds, "bench_seconds": bench_s, "rolling": a.rolling,
                       "difficulty": a.difficulty, **med, **pooled, "ratios": [round(r["ratio"], 4) for r in rows],
                       "ratios_hashing": [round(r["ratio_hashing"], 4) for r in rows],
-                      "ratios_cpu": [round(r["ratio_cpu"], 4) for r in rows]}, indent=1))
+                      "ratios_cpu": [round(r["ratio_cpu"], 4) for r in rows],
+                      "main_thread_cpu": [round(r["threads_cpu"]["main"], 4) for r in rows],
+                      "hashing_threads_cpu": [[round(h, 4) for h in r["threads_cpu"]["hashers"]] for r in rows]},
+                     indent=1))
     return 0
 
 
