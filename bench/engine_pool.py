@@ -60,10 +60,15 @@ MINER = str(Path(sys.executable).with_name("miner"))
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_cpu(stat: Path, children: bool) -> float:
+    """CPU seconds (user + system, and the reaped children's with children) from a /proc stat file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()   # the name in parentheses may hold spaces
+    return sum(int(x) for x in fields[11:15 if children else 13]) / TICK
+
+
 def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) of process pid and its reaped children, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / TICK
+    return _stat_cpu(Path(f"/proc/{pid}/stat"), children=True)
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -71,10 +76,9 @@ def thread_cpu(pid: int) -> dict[int, float]:
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = _stat_cpu(task / "stat", children=False)
         except (FileNotFoundError, ProcessLookupError):
             continue  # the thread ended between the listing and the read
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / TICK
     return out
 
 
